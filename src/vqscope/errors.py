@@ -1,0 +1,121 @@
+"""Typed errors, one class per way an input or a model can be unusable.
+
+Every error carries its own process exit code so that scripts driving the CLI can tell a
+missing file from a corrupt one without parsing text, and its message is a single line a
+person can act on. Anything that is not a `VQScopeError` is a bug in vqscope.
+"""
+
+from __future__ import annotations
+
+
+class VQScopeError(Exception):
+    """Base class: a clear, expected failure with a one-line message."""
+
+    exit_code: int = 1
+    kind: str = "error"
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+    @property
+    def message(self) -> str:
+        text = str(self.args[0]) if self.args else self.kind
+        return text.replace("\n", " ").strip()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": self.kind, "message": self.message, "exit_code": self.exit_code}
+
+
+# --- input errors (10-19) -----------------------------------------------------------------
+class InputNotFoundError(VQScopeError):
+    exit_code = 10
+    kind = "not_found"
+
+
+class InputPermissionError(VQScopeError):
+    exit_code = 11
+    kind = "permission_denied"
+
+
+class EmptyFileError(VQScopeError):
+    exit_code = 12
+    kind = "empty_file"
+
+
+class NotAVideoError(VQScopeError):
+    exit_code = 13
+    kind = "not_a_video"
+
+
+class NoVideoStreamError(VQScopeError):
+    """The container opens but holds no picture stream (audio only, subtitles, cover art)."""
+
+    exit_code = 14
+    kind = "no_video_stream"
+
+
+class CorruptVideoError(VQScopeError):
+    """The stream is damaged: packets fail to decode or no frame comes out at all."""
+
+    exit_code = 15
+    kind = "corrupt_video"
+
+
+class TruncatedVideoError(VQScopeError):
+    """Decoding ends well before the duration the container declares."""
+
+    exit_code = 16
+    kind = "truncated_video"
+
+
+class ZeroDurationError(VQScopeError):
+    exit_code = 17
+    kind = "zero_duration"
+
+
+class InputIsDirectoryError(VQScopeError):
+    exit_code = 18
+    kind = "is_a_directory"
+
+
+# --- model and weights errors (20-29) ------------------------------------------------------
+class ModelNotFoundError(VQScopeError):
+    exit_code = 20
+    kind = "model_not_found"
+
+
+class ModelFileError(VQScopeError):
+    """A model file exists but is not a vqscope model of a format this version reads."""
+
+    exit_code = 21
+    kind = "bad_model_file"
+
+
+class WeightsError(VQScopeError):
+    """Backbone weights are missing, unreachable, or fail their hash check."""
+
+    exit_code = 22
+    kind = "weights_error"
+
+
+class UnknownBackboneError(VQScopeError):
+    exit_code = 23
+    kind = "unknown_backbone"
+
+
+# --- usage and output errors ---------------------------------------------------------------
+class ConfigError(VQScopeError):
+    exit_code = 2
+    kind = "bad_configuration"
+
+
+class OutputError(VQScopeError):
+    exit_code = 24
+    kind = "output_error"
+
+
+#: Exit code of a multi-file run in which some (not all) files failed.
+EXIT_SOME_FAILED = 3
+#: Exit code of a bug: an exception that is not a VQScopeError.
+EXIT_INTERNAL = 1

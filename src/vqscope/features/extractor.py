@@ -1,0 +1,235 @@
+"""Features: run the backbones over the clips of a video.
+
+Decoding and clip assembly run in a background thread while the backbones run in the
+caller's thread, so FFmpeg's decoder and PyTorch's kernels overlap (both release the GIL).
+At most `queue_size` assembled clips wait between the two, which is what bounds memory on
+long videos: a clip is a key frame and 32 small luma frames, a few MB at most.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ..backbones import create_backbone, fuse_conv_bn, get_backbone_spec
+from ..backbones.registry import BackboneSpec
+from ..errors import ConfigError, CorruptVideoError
+from ..sampling import ClipAssembler, ClipInputs, ClipPlan, ClipPlanConfig, ClipSpec, plan_clips
+from ..video import DecodedFrame, VideoInfo, VideoReader
+from .inputs import image_batch, prepare, window_batch
+
+META_FEATURES = ("log2_short_side", "log2_long_side", "log2_fps")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which backbones make a clip's feature vector, with which weights, over which clip plan."""
+
+    spatial: tuple[str, ...] = ("efficientnet_lite0", "frame_stats")
+    temporal: tuple[str, ...] = ("motion_stats",)
+    weights: Mapping[str, str] = field(default_factory=dict)  # backbone -> weights; absent = "default"
+    clip_plan: ClipPlanConfig = field(default_factory=ClipPlanConfig)
+    video_meta: bool = True  # append resolution and frame rate (log2) to every clip
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spatial", tuple(self.spatial))
+        object.__setattr__(self, "temporal", tuple(self.temporal))
+        object.__setattr__(self, "weights", dict(self.weights))
+        for name in self.spatial:
+            if get_backbone_spec(name).role != "spatial":
+                raise ConfigError(f"backbone {name!r} is not a spatial backbone")
+        for name in self.temporal:
+            if get_backbone_spec(name).role != "temporal":
+                raise ConfigError(f"backbone {name!r} is not a temporal backbone")
+        if not self.spatial and not self.temporal:
+            raise ConfigError("a feature configuration needs at least one backbone")
+
+    @property
+    def layout(self) -> list[tuple[str, int]]:
+        """(block name, width) of each block of the feature vector, in order."""
+        blocks = [(n, get_backbone_spec(n).feature_dim) for n in self.spatial + self.temporal]
+        if self.video_meta:
+            blocks.append(("video_meta", len(META_FEATURES)))
+        return blocks
+
+    @property
+    def dim(self) -> int:
+        return sum(width for _, width in self.layout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spatial": list(self.spatial),
+            "temporal": list(self.temporal),
+            "weights": dict(self.weights),
+            "clip_plan": self.clip_plan.to_dict(),
+            "video_meta": self.video_meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureConfig":
+        return cls(
+            spatial=tuple(data.get("spatial", ())),
+            temporal=tuple(data.get("temporal", ())),
+            weights=dict(data.get("weights", {})),
+            clip_plan=ClipPlanConfig(**data.get("clip_plan", {})),
+            video_meta=bool(data.get("video_meta", True)),
+        )
+
+
+@dataclass
+class ClipFeatures:
+    spec: ClipSpec
+    vector: np.ndarray  # float32 [feature dim]
+    key_time_s: float
+    window_start_s: float
+    window_end_s: float
+    padded: bool
+
+
+@dataclass
+class VideoFeatures:
+    info: VideoInfo
+    plan: ClipPlan
+    clips: list[ClipFeatures]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.stack([c.vector for c in self.clips]).astype(np.float32)
+
+    @property
+    def padded(self) -> bool:
+        return any(c.padded for c in self.clips)
+
+
+class _Stop(Exception):
+    pass
+
+
+class FeatureExtractor:
+    """Builds the configured backbones once and extracts per-clip features for videos."""
+
+    def __init__(self, config: FeatureConfig | None = None, *, queue_size: int = 4):
+        self.config = config or FeatureConfig()
+        self.queue_size = queue_size
+        self._specs: dict[str, BackboneSpec] = {}
+        self._models: dict[str, torch.nn.Module] = {}
+        for name in self.config.spatial + self.config.temporal:
+            spec = get_backbone_spec(name)
+            model = create_backbone(name, weights=self.config.weights.get(name, "default"))
+            model = fuse_conv_bn(model, inplace=True)
+            if spec.frame_input.color == "rgb" and spec.role == "spatial":
+                model = model.to(memory_format=torch.channels_last)
+            self._specs[name] = spec
+            self._models[name] = model
+
+    # -- per-frame preparation (runs in the decode thread) --------------------------------
+    def _prepare_key(self, frame: DecodedFrame) -> dict[str, np.ndarray]:
+        return {n: prepare(frame, self._specs[n].frame_input) for n in self.config.spatial}
+
+    def _prepare_window(self, frame: DecodedFrame) -> dict[str, np.ndarray]:
+        return {n: prepare(frame, self._specs[n].frame_input) for n in self.config.temporal}
+
+    # -- per-clip compute (runs in the caller's thread) -----------------------------------
+    @torch.inference_mode()
+    def clip_vector(self, clip: ClipInputs, info: VideoInfo) -> np.ndarray:
+        parts = []
+        for name in self.config.spatial:
+            spec = self._specs[name]
+            x = image_batch([clip.key[name]], spec.frame_input)
+            if spec.frame_input.color == "rgb":
+                x = x.contiguous(memory_format=torch.channels_last)
+            parts.append(self._models[name].features(x)[0])
+        for name in self.config.temporal:
+            spec = self._specs[name]
+            x = window_batch([clip.window[name]], spec.frame_input)
+            parts.append(self._models[name].features(x)[0])
+        if self.config.video_meta:
+            parts.append(torch.tensor(video_meta(info), dtype=torch.float32))
+        return torch.cat([p.float().flatten() for p in parts]).numpy()
+
+    def iter_clips(self, reader: VideoReader, plan: ClipPlan, warnings: list[str]) -> Iterator[ClipInputs]:
+        """Assembled clips, produced by a decode thread, consumed here."""
+        assembler = ClipAssembler(plan, self._prepare_key, self._prepare_window)
+        q: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        stop = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for item in assembler.run(reader):
+                    while not stop.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(done)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                q.put(exc)
+
+        worker = threading.Thread(target=produce, name="vqscope-decode", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    worker.join(timeout=0.05)
+        warnings.extend(assembler.warnings)
+
+    def extract(
+        self,
+        path: str | os.PathLike[str],
+        plan_config: ClipPlanConfig | None = None,
+        on_clip: Callable[[int, int], None] | None = None,
+    ) -> VideoFeatures:
+        """Per-clip feature vectors of one video; `on_clip(done, total)` reports progress."""
+        plan_config = plan_config or self.config.clip_plan
+        with VideoReader(path) as reader:
+            info = reader.info
+            plan = plan_clips(info.duration_s, info.fps, plan_config)
+            warnings: list[str] = []
+            clips: list[ClipFeatures] = []
+            for inputs in self.iter_clips(reader, plan, warnings):
+                clips.append(
+                    ClipFeatures(
+                        spec=inputs.spec,
+                        vector=self.clip_vector(inputs, info),
+                        key_time_s=inputs.key_time_s,
+                        window_start_s=inputs.window_start_s,
+                        window_end_s=inputs.window_end_s,
+                        padded=inputs.padded,
+                    )
+                )
+                if on_clip is not None:
+                    on_clip(len(clips), len(plan))
+            warnings.extend(reader.decode_warnings)
+        if not clips:
+            raise CorruptVideoError(f"{info.path}: no clip could be assembled from the stream", info.path)
+        clips.sort(key=lambda c: c.spec.index)
+        return VideoFeatures(info=info, plan=plan, clips=clips, warnings=warnings)
+
+
+def video_meta(info: VideoInfo) -> list[float]:
+    """Resolution and frame rate as features: viewers judge a 144p or 8 fps video by them."""
+    short, long = sorted((max(info.width, 1), max(info.height, 1)))
+    return [math.log2(short), math.log2(long), math.log2(max(info.fps, 1.0))]

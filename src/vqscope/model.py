@@ -1,0 +1,259 @@
+"""A Model: backbone configuration + prediction network + calibration, in one versioned file.
+
+The file is a safetensors file: the prediction network's tensors, and in its header a JSON
+document with everything else (format version, name and version, feature configuration with
+backbone names and weight hashes, head configuration, calibration table, training
+metadata, a model-card summary). Backbone weights are not copied in: they are named and
+hash-pinned, and loaded from their own source, which keeps shipped models at a few MB.
+Like VMAF's model files, a model is immutable once published: a retrained model is a new
+version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .backbones import get_backbone_spec
+from .calibration import Calibration, GradeScale
+from .describe import describe
+from .errors import ModelFileError
+from .features import FeatureConfig, FeatureExtractor, VideoFeatures
+from .heads import HeadConfig, PredictionNetwork
+from .result import ClipResult, DimensionScore, Result
+from .sampling import ClipPlanConfig
+
+FORMAT = "vqscope-model"
+FORMAT_VERSION = 1
+_META_KEY = "vqscope"
+
+
+@dataclass
+class ModelInfo:
+    """Identity and provenance of a model: what `vqscope models` lists."""
+
+    name: str
+    version: int
+    description: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class Model:
+    """Score videos: features -> heads -> calibration -> Result."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        features: FeatureConfig,
+        network: PredictionNetwork,
+        calibration: Calibration | None = None,
+        grades: GradeScale | None = None,
+        path: str | None = None,
+    ):
+        if network.config.in_dim != features.dim:
+            raise ModelFileError(
+                f"{info.id}: head expects {network.config.in_dim} features, backbones give {features.dim}"
+            )
+        self.info = info
+        self.features = features
+        self.network = network.eval()
+        self.calibration = calibration
+        self.grades = calibration.grades if calibration is not None else (grades or GradeScale())
+        self.path = path
+        self._extractor: FeatureExtractor | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        """Backbones are built on first use: listing or inspecting a model stays cheap."""
+        if self._extractor is None:
+            self._extractor = FeatureExtractor(self.features)
+        return self._extractor
+
+    # -- scoring -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-clip scores of every head for a [clips, features] matrix."""
+        x = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+        return {k: v.numpy().astype(np.float64) for k, v in self.network(x).items()}
+
+    def score(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_clips: int | None = None,
+        clip_seconds: float | None = None,
+        on_clip: Callable[[int, int], None] | None = None,
+    ) -> Result:
+        """Score one video file. Raises a `VQScopeError` subclass for unusable input."""
+        started = time.perf_counter()
+        plan = self.features.clip_plan
+        if max_clips is not None or clip_seconds is not None:
+            plan = ClipPlanConfig(
+                clip_seconds=clip_seconds if clip_seconds is not None else plan.clip_seconds,
+                max_clips=max_clips if max_clips is not None else plan.max_clips,
+                window_frames=plan.window_frames,
+            )
+        video_features = self.extractor.extract(path, plan, on_clip=on_clip)
+        result = self.result_from_features(video_features, os.fspath(path))
+        result.elapsed_s = time.perf_counter() - started
+        return result
+
+    def result_from_features(self, vf: VideoFeatures, video: str) -> Result:
+        primary = self.network.config.primary
+        per_head = self.predict(vf.matrix)
+        clip_scores = np.clip(per_head[primary], 0.0, 100.0)
+        clips = []
+        for cf, s in zip(vf.clips, clip_scores):
+            clips.append(
+                ClipResult(
+                    index=cf.spec.index,
+                    start_s=cf.spec.start_s,
+                    end_s=cf.spec.end_s,
+                    score=float(s),
+                    key_time_s=cf.key_time_s,
+                    padded=cf.padded,
+                    dimensions={"overall": DimensionScore(float(s), self.grades.grade(float(s)))},
+                )
+            )
+        score = float(np.mean(clip_scores))
+        scaled = self.calibration.scaled(score) if self.calibration is not None else None
+        grade = self.grades.grade(score)
+        dimensions = {"overall": DimensionScore(score, grade)}
+        info = vf.info
+        return Result(
+            video=video,
+            model=self.id,
+            duration_s=info.duration_s,
+            width=info.width,
+            height=info.height,
+            fps=info.fps,
+            score=score,
+            scaled_score=scaled,
+            grade=grade,
+            dimensions=dimensions,
+            distortions={},
+            description=describe(grade, score, scaled, clips, dimensions, {}, vf.padded),
+            clips=clips,
+            padded=vf.padded,
+            warnings=list(vf.warnings),
+            video_info={
+                "codec": info.codec,
+                "container": info.container,
+                "pix_fmt": info.pix_fmt,
+                "bit_depth": info.bit_depth,
+                "rotation": info.rotation,
+                "variable_frame_rate": info.variable_frame_rate,
+                "clips_planned": vf.plan.total_clips,
+                "clips_scored": len(clips),
+            },
+        )
+
+    # -- persistence -----------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.info.name,
+            "version": self.info.version,
+            "description": self.info.description,
+            "features": self.features.to_dict(),
+            "backbone_weights": _backbone_weights(self.features),
+            "head": self.network.config.to_dict(),
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+            "grades": self.grades.to_dict(),
+            "training": self.info.training,
+            "card": self.info.card,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        path = os.fspath(path)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.network.state_dict().items()}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, path, metadata={_META_KEY: json.dumps(self.metadata())})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Model":
+        path = os.fspath(path)
+        meta, tensors = read_model_file(path)
+        try:
+            features = FeatureConfig.from_dict(meta["features"])
+            head = HeadConfig.from_dict(meta["head"])
+            network = PredictionNetwork(head)
+            network.load_state_dict(tensors, strict=True)
+            calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+            grades = GradeScale.from_dict(meta["grades"]) if meta.get("grades") else None
+            info = ModelInfo(
+                name=str(meta["name"]),
+                version=int(meta["version"]),
+                description=str(meta.get("description", "")),
+                training=dict(meta.get("training") or {}),
+                card=dict(meta.get("card") or {}),
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: not a valid vqscope model ({type(exc).__name__}: {exc})", path) from None
+        return cls(info, features, network, calibration, grades, path=path)
+
+
+def read_model_file(path: str, tensors: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Header metadata (and tensors) of a model file, with format checks."""
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: model file not found", path)
+    try:
+        with safe_open(path, framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(_META_KEY)
+            data = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a safetensors model file ({type(exc).__name__})", path) from None
+    if raw is None:
+        raise ModelFileError(f"{path}: safetensors file without vqscope metadata", path)
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a vqscope model file", path)
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format {meta.get('format_version')} is newer than this vqscope reads ({FORMAT_VERSION})",
+            path,
+        )
+    return meta, data
+
+
+def _backbone_weights(features: FeatureConfig) -> dict[str, Any]:
+    """For each backbone: which weights, and the hash they must have."""
+    out: dict[str, Any] = {}
+    for name in features.spatial + features.temporal:
+        spec = get_backbone_spec(name)
+        chosen = features.weights.get(name, "default")
+        if chosen == "default":
+            chosen = spec.default_weights
+        entry: dict[str, Any] = {"weights": chosen}
+        if spec.weights is not None and chosen is not None:
+            try:
+                entry["sha256"] = spec.weights.from_name(str(chosen)).weights.sha256
+            except Exception:
+                pass
+        out[name] = entry
+    return out
+
+
+def model_card_summary(meta: Mapping[str, Any]) -> str:
+    card = meta.get("card") or {}
+    return str(card.get("summary", meta.get("description", "")))

@@ -1,0 +1,61 @@
+"""Shared fixtures: small generated videos (the core suite needs no media files), and the
+real clips of ../shared/media for the tests that use them (skipped where absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vqscope.data.encode import write_video
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def textured_frames(n: int, height: int, width: int, speed: int = 3, seed: int = 0) -> list[np.ndarray]:
+    """A textured scene panning sideways: detail for codecs to damage, motion for windows."""
+    rng = np.random.default_rng(seed)
+    big_w = width + speed * n + 8
+    yy, xx = np.mgrid[0:height, 0:big_w]
+    base = np.stack(
+        [
+            128 + 90 * np.sin(xx / 9.0) * np.cos(yy / 13.0),
+            128 + 70 * np.cos(xx / 17.0 + yy / 11.0),
+            128 + 60 * np.sin((xx + yy) / 7.0),
+        ],
+        axis=-1,
+    )
+    base += rng.normal(0, 12, size=base.shape)
+    base[height // 4 : height // 2, ::24] = 250  # sharp edges
+    base = np.clip(base, 0, 255).astype(np.uint8)
+    return [np.ascontiguousarray(base[:, i * speed : i * speed + width]) for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def video_factory(tmp_path_factory):
+    """make(name, n=..., height=..., width=..., fps=..., **write_video options) -> path."""
+    folder = tmp_path_factory.mktemp("videos")
+    made: dict[tuple, str] = {}
+
+    def make(name: str = "clip.mp4", n: int = 48, height: int = 72, width: int = 128, fps: float | int = 24,
+             speed: int = 3, seed: int = 0, **options) -> str:
+        key = (name, n, height, width, fps, speed, seed, tuple(sorted(options.items())))
+        if key not in made:
+            path = folder / f"{len(made)}_{name}"
+            write_video(path, textured_frames(n, height, width, speed, seed), fps, **options)
+            made[key] = str(path)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def shared_media() -> Path:
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"real test media not found at {SHARED_MEDIA} (../shared/media is absent)")
+    return SHARED_MEDIA
