@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from vqscope.data.corpus import CorpusConfig, extract_corpus_features, recipes_for, render_corpus
 from vqscope.data.distortions import TYPES, apply
 from vqscope.data.fr_target import frame_targets, gmsd, luma_of_rgb, luma_of_video
 from vqscope.data.encode import write_video
 from vqscope.data.sources import Source, animate_photo
-from vqscope.features import FeatureConfig, FeatureExtractor
+from vqscope.features import FeatureConfig
 from conftest import textured_frames
 
 RNG = np.random.default_rng(0)
@@ -106,9 +105,9 @@ def test_small_corpus_end_to_end(tmp_path, monkeypatch):
     assert sorted(s.id for s in again) == sorted(s.id for s in samples)
     assert len((folder / "samples.jsonl").read_text().splitlines()) == 3
 
-    extractor = FeatureExtractor(FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",)))
-    clips = extract_corpus_features(folder, samples, extractor, log=lambda m: None)
-    assert clips.features.shape[1] == extractor.config.dim
+    config = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    clips = extract_corpus_features(folder, samples, config, log=lambda m: None)
+    assert clips.features.shape[1] == config.dim
     assert clips.features.shape[0] == clips.targets.shape[0] == clips.sample_index.shape[0] >= 3
     by_recipe = {s.id.split("~")[-1]: s.video_target for s in samples}
     assert by_recipe["pristine"] > by_recipe["compression4"] and by_recipe["pristine"] > by_recipe["blur3"]

@@ -8,7 +8,8 @@ survive model updates. Each model file carries its own table, with the benchmark
 fingerprint and size, so a scaled score can always be traced to the set it is relative to.
 
 Grades follow the five-level ACR scale (ITU-T P.910) over the 0-100 score in equal bands by
-default; the thresholds are configurable.
+default; the thresholds and labels are configurable, and a scale can be read on the scaled
+score instead (`basis="scaled"`), so that grades, like scaled scores, survive model updates.
 """
 
 from __future__ import annotations
@@ -22,28 +23,63 @@ import numpy as np
 GRADES = ("bad", "poor", "fair", "good", "excellent")
 
 
+#: What a grade scale's thresholds are read on: the raw 0-100 score, or the scaled score
+#: (the percentile on the benchmark set, which stays put when the model is retrained).
+GRADE_BASES = ("score", "scaled")
+
+
 @dataclass(frozen=True)
 class GradeScale:
     thresholds: tuple[float, ...] = (20.0, 40.0, 60.0, 80.0)  # lower bounds of poor..excellent
     labels: tuple[str, ...] = GRADES
+    basis: str = "score"  # "score" (raw 0-100) or "scaled" (percentile on the benchmark set)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
-        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
         if len(self.labels) != len(self.thresholds) + 1:
             raise ValueError("a grade scale needs exactly one more label than thresholds")
-        if list(self.thresholds) != sorted(self.thresholds):
-            raise ValueError("grade thresholds must be increasing")
+        if list(self.thresholds) != sorted(self.thresholds) or len(set(self.thresholds)) != len(self.thresholds):
+            raise ValueError("grade thresholds must be strictly increasing")
+        if len(set(self.labels)) != len(self.labels) or not all(self.labels):
+            raise ValueError("grade labels must be distinct and non-empty")
+        if self.basis not in GRADE_BASES:
+            raise ValueError(f"grade basis must be one of {', '.join(GRADE_BASES)}, not {self.basis!r}")
 
     def grade(self, score: float) -> str:
         return self.labels[int(np.searchsorted(self.thresholds, score, side="right"))]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"thresholds": list(self.thresholds), "labels": list(self.labels)}
+        return {"thresholds": list(self.thresholds), "labels": list(self.labels), "basis": self.basis}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GradeScale":
-        return cls(thresholds=tuple(data["thresholds"]), labels=tuple(data["labels"]))
+        return cls(
+            thresholds=tuple(data["thresholds"]),
+            labels=tuple(data["labels"]),
+            basis=str(data.get("basis", "score")),  # files written before `basis` existed
+        )
+
+    @classmethod
+    def parse(cls, thresholds: str | None = None, labels: str | None = None, basis: str | None = None,
+              base: "GradeScale | None" = None) -> "GradeScale":
+        """A scale from command-line text ("20,40,60,80", "bad,poor,fair,good,excellent").
+
+        What is not given is taken from `base` (default: the five ACR grades in 20-point bands),
+        so `--grade-thresholds` alone keeps the labels. Raises ValueError with a readable message.
+        """
+        base = base or cls()
+        if thresholds is not None:
+            try:
+                values = tuple(float(t) for t in thresholds.split(",") if t.strip())
+            except ValueError:
+                raise ValueError(f"grade thresholds {thresholds!r} are not comma-separated numbers") from None
+        else:
+            values = base.thresholds
+        names = tuple(t.strip() for t in labels.split(",")) if labels is not None else base.labels
+        if labels is None and len(names) != len(values) + 1:
+            raise ValueError(f"{len(values)} grade thresholds need {len(values) + 1} labels: give --grade-labels too")
+        return cls(thresholds=values, labels=names, basis=basis or base.basis)
 
 
 @dataclass(frozen=True)

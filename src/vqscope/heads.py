@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+CLAMP_Z = 6.0  # standardised features are clamped to +-CLAMP_Z
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -59,7 +61,9 @@ class PredictionNetwork(nn.Module):
         self.feature_std.copy_(torch.clamp(std, min=1e-6))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.feature_mean) / self.feature_std
+        # Clamped: a video unlike any training clip (a statistic far outside its training range)
+        # must not push the score to +-infinity through one feature.
+        x = torch.clamp((x - self.feature_mean) / self.feature_std, -CLAMP_Z, CLAMP_Z)
         return self.trunk(x)
 
     def forward(self, x: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:

@@ -87,6 +87,31 @@ class Model:
             self._extractor = FeatureExtractor(self.features)
         return self._extractor
 
+    def grade(self, score: float) -> str:
+        """Grade of a raw score, read on the scale's basis (raw score or scaled score)."""
+        if self.grades.basis == "scaled" and self.calibration is not None:
+            return self.grades.grade(self.calibration.scaled(score))
+        return self.grades.grade(score)
+
+    def with_calibration(
+        self, calibration: Calibration, *, version: int | None = None, name: str | None = None
+    ) -> "Model":
+        """The same network under a new calibration (a new model file, not an edit of this one).
+
+        Model files are immutable once published, so recalibrating makes a new model; giving
+        it a new version (or name) keeps `name@version` pointing at one scale only.
+        """
+        info = ModelInfo(
+            name=name or self.info.name,
+            version=self.info.version if version is None else int(version),
+            description=self.info.description,
+            training=dict(self.info.training),
+            card=dict(self.info.card),
+        )
+        model = Model(info, self.features, self.network, calibration)
+        model._extractor = self._extractor  # backbones already built are reused
+        return model
+
     # -- scoring -----------------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
@@ -130,12 +155,12 @@ class Model:
                     score=float(s),
                     key_time_s=cf.key_time_s,
                     padded=cf.padded,
-                    dimensions={"overall": DimensionScore(float(s), self.grades.grade(float(s)))},
+                    dimensions={"overall": DimensionScore(float(s), self.grade(float(s)))},
                 )
             )
         score = float(np.mean(clip_scores))
         scaled = self.calibration.scaled(score) if self.calibration is not None else None
-        grade = self.grades.grade(score)
+        grade = self.grade(score)
         dimensions = {"overall": DimensionScore(score, grade)}
         info = vf.info
         return Result(

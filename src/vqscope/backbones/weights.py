@@ -10,7 +10,6 @@ checked on every later load), so a file swapped under the cache is still caught.
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..hashing import file_sha256
 from ..errors import WeightsError
 
 ENV_CACHE_DIR = "VQSCOPE_CACHE_DIR"
@@ -80,12 +80,7 @@ class WeightsEnum(enum.Enum):
         raise WeightsError(f"unknown weights {name!r} for {cls.__name__} (choices: {choices})")
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = file_sha256  # the weights API's name for it
 
 
 def _check_hash(path: str, expected: str, what: str) -> str:

@@ -7,8 +7,8 @@ Two resumable phases, so that changing the feature extractor never means re-rend
    rendered, encoded, decoded back and compared with the source (`fr_target`). The video and
    its per-frame targets are kept; one JSON line per sample records what was done.
 2. `extract_corpus_features`: each video goes through the same feature extractor that scores
-   user videos, once per feature configuration (keyed by the configuration's hash), and each
-   clip gets the mean target of the frames in its span.
+   user videos, through the feature cache (one entry per video and feature configuration),
+   and each clip gets the mean target of the frames in its span.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..features import FeatureExtractor
+from ..features import FeatureConfig
+from ..features.cache import FeatureCache, fill_cache
 from .distortions import TYPES, apply
 from .encode import write_video
 from .fr_target import frame_targets, luma_of_rgb, luma_of_video
@@ -165,7 +166,7 @@ def _render_sample(source, segment, recipe, frames, source_half, fps, root: Path
     decoded_half, times = luma_of_video(str(root / video), (h, w))
     n = min(decoded_half.shape[0], source_half.shape[0])
     shown = (distorted.shown or list(range(len(frames))))[:n]
-    t = frame_targets(source_half[:n], decoded_half[:n], shown)
+    t = frame_targets(source_half[:n], decoded_half[:n], shown, fps=fps)
     targets = Path("targets") / f"{sid}.npz"
     np.savez(root / targets, times=times[:n], **t)
     dh, dw = distorted.frames[0].shape[:2]
@@ -177,35 +178,33 @@ def _render_sample(source, segment, recipe, frames, source_half, fps, root: Path
     )
 
 
-def feature_key(extractor: FeatureExtractor) -> str:
-    text = json.dumps(extractor.config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def extract_corpus_features(
     folder: str | os.PathLike[str],
     samples: Sequence[Sample],
-    extractor: FeatureExtractor,
+    config: FeatureConfig,
+    workers: int = 1,
     log: Callable[[str], None] = print,
 ) -> ClipSet:
-    """Features and clip targets of every sample (cached per feature configuration)."""
+    """Features (through the feature cache) and clip targets of every sample."""
     root = Path(folder)
-    cache = root / "features" / feature_key(extractor)
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / "config.json").write_text(json.dumps(extractor.config.to_dict(), indent=2))
+    cache = FeatureCache(root / "features", config)
+    paths = [str(root / s.video) for s in samples]
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            log(f"features: {done}/{total}")
+
+    report = fill_cache(paths, cache, workers=workers, on_progress=progress)
+    if report.failed:
+        raise RuntimeError(f"feature extraction failed for {len(report.failed)} corpus videos: "
+                           f"{next(iter(report.failed.items()))}")
     feats, targets, owner = [], [], []
-    for i, s in enumerate(samples):
-        path = cache / f"{s.id}.npz"
-        if not path.is_file():
-            started = time.perf_counter()
-            vf = extractor.extract(root / s.video)
-            spans = np.array([[c.spec.start_s, c.spec.end_s, c.key_time_s] for c in vf.clips])
-            np.savez(path, features=vf.matrix, spans=spans)
-            log(f"features {s.id} ({time.perf_counter() - started:.1f} s)")
-        data = np.load(path)
+    for i, (s, path) in enumerate(zip(samples, paths)):
+        cached = cache.get(path)
+        assert cached is not None
         frame = np.load(root / s.targets)
-        clip_t = clip_targets(frame["times"], frame["target"], data["spans"])
-        feats.append(data["features"])
+        clip_t = clip_targets(frame["times"], frame["target"], cached.spans)
+        feats.append(cached.features)
         targets.append(clip_t)
         owner.append(np.full(len(clip_t), i))
     return ClipSet(np.concatenate(feats), np.concatenate(targets), np.concatenate(owner), list(samples))

@@ -8,15 +8,19 @@ source, in two parts that a viewer perceives separately:
   at the source's display size (a copy kept at low resolution is upscaled first, as a player
   would). GMSD ranks blur, noise, compression and rescaling consistently against each other
   (it is among the best full-reference measures on the cross-distortion sets LIVE, CSIQ and
-  TID2013), where MS-SSIM barely moves for a 6x downscale;
-* temporal fidelity: how far the frame shown at each instant is from the frame that is due
-  (mean absolute luma difference at 1/8 scale, source against source, so spatial damage does
-  not count twice). Dropped frames cost in proportion to the motion they hide.
+  TID2013), where MS-SSIM barely moves for a 6x downscale. Mapped as 100 * exp(-GMSD / 0.08);
+* temporal fidelity where frames are dropped (shown for longer than one frame period): the
+  frame-rate quality model of Ou, Ma and Wang (IEEE TCSVT 2011), NQT(f) = (1 - exp(-b f / 30))
+  / (1 - exp(-b)), taken relative to the source's own frame rate, and weighted by how visible
+  motion is in the source at that moment (a frozen frame over a static shot costs nothing):
+  keep = 1 - w * (1 - NQT(f_shown) / NQT(f_source)), w = 1 - exp(-m / 15), with m the 99th
+  percentile of the absolute luma change between consecutive source frames at quarter size,
+  averaged over nine frames.
 
-Both are mapped to 0-100 and combined multiplicatively per frame; a clip's target is the mean
-over its frames. The mapping constants are design choices, chosen so that the grade bands
-match what subjective studies report for the same distortions (for example x264 CRF 30 on
-720p "good", CRF 40 "poor"; halving a 25 fps frame rate on moderate motion costs ~15 points).
+Per frame, target = spatial * keep; a clip's target is the mean over its frames. The constants
+are design choices, chosen so that grade bands match what subjective studies report for the
+same distortions (for example x264 CRF 30 on 720p "good", CRF 40 "poor"; 25 fps shown at 3 fps
+with visible motion "poor").
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ import torch.nn.functional as F
 
 from ..video import VideoReader
 
-# GMSD -> score: 100 * exp(-gmsd / _GMSD_SCALE).
-_GMSD_SCALE = 0.08
+_GMSD_SCALE = 0.08  # GMSD -> score: 100 * exp(-gmsd / _GMSD_SCALE)
 _GMSD_C = 0.0026  # stability constant of the paper, for intensities in [0, 1]
-# Temporal displacement (mean |luma difference|, 0-255, at 1/8 scale) -> share of quality lost:
-# 1 - exp(-mad / _MAD_SCALE).
-_MAD_SCALE = 40.0
+_FRAME_RATE_B = 4.0  # Ou et al.'s b: how fast quality falls with frame rate
+_FRAME_RATE_MAX = 30.0
+_MOTION_SCALE = 15.0  # 99th-percentile luma change (0-255) at which judder is 63 % visible
+_MOTION_WINDOW = 9
 
 
 def luma_of_rgb(frames: Sequence[np.ndarray], chunk: int = 16) -> torch.Tensor:
@@ -93,39 +97,68 @@ def spatial_score(gmsd_value: np.ndarray | float) -> np.ndarray:
     return 100.0 * np.exp(-np.asarray(gmsd_value, dtype=np.float64) / _GMSD_SCALE)
 
 
-def temporal_keep(mad: np.ndarray | float) -> np.ndarray:
-    """Share of quality kept (0-1) given the temporal displacement of the shown frame."""
-    return np.exp(-np.asarray(mad, dtype=np.float64) / _MAD_SCALE)
+def frame_rate_quality(fps: np.ndarray | float) -> np.ndarray:
+    """Ou, Ma and Wang's normalised quality of a frame rate (1 at 30 fps)."""
+    f = np.asarray(fps, dtype=np.float64)
+    return (1 - np.exp(-_FRAME_RATE_B * f / _FRAME_RATE_MAX)) / (1 - np.exp(-_FRAME_RATE_B))
+
+
+def motion_visibility(source_half: torch.Tensor) -> np.ndarray:
+    """Per frame, 0-1: how visible motion is (99th-percentile luma change, quarter size)."""
+    quarter = F.avg_pool2d(source_half, 2).flatten(1)
+    if quarter.shape[0] < 2:
+        return np.zeros(quarter.shape[0])
+    change = (quarter[1:] - quarter[:-1]).abs().quantile(0.99, dim=1).numpy().astype(np.float64)
+    change = np.concatenate([change[:1], change])
+    kernel = np.ones(_MOTION_WINDOW) / _MOTION_WINDOW
+    smooth = np.convolve(np.pad(change, _MOTION_WINDOW // 2, mode="edge"), kernel, mode="valid")
+    return 1.0 - np.exp(-smooth / _MOTION_SCALE)
+
+
+def hold_lengths(shown: Sequence[int]) -> np.ndarray:
+    """For each frame, how many consecutive frames show the same source frame."""
+    shown = list(shown)
+    out = np.ones(len(shown))
+    i = 0
+    while i < len(shown):
+        j = i
+        while j + 1 < len(shown) and shown[j + 1] == shown[i]:
+            j += 1
+        out[i : j + 1] = j - i + 1
+        i = j + 1
+    return out
 
 
 def frame_targets(
     source_half: torch.Tensor,
     distorted_half: torch.Tensor,
     shown: Sequence[int] | None = None,
+    fps: float = 25.0,
     chunk: int = 32,
 ) -> dict[str, np.ndarray]:
     """Per-frame spatial score, temporal share kept, and their product (the target).
 
     Inputs are half-size luma from `luma_of_rgb` / `luma_of_video`. `shown[i]` is the index
     of the source frame that distorted frame i was made from (identity where frames were
-    not dropped or repeated).
+    not dropped or repeated); `fps` is the source frame rate.
     """
     n = source_half.shape[0]
     if distorted_half.shape[0] != n:
         raise ValueError(f"frame counts differ: source {n}, distorted {distorted_half.shape[0]}")
     shown_idx = torch.arange(n) if shown is None else torch.as_tensor(list(shown))
-    spatial, displacement = [], []
+    spatial = []
     for i in range(0, n, chunk):
         sl = slice(i, min(n, i + chunk))
-        ref_shown = source_half[shown_idx[sl]]
-        spatial.append(gmsd(ref_shown, distorted_half[sl]))
-        if bool((shown_idx[sl] != torch.arange(n)[sl]).any()):
-            mad = (F.avg_pool2d(ref_shown, 4) - F.avg_pool2d(source_half[sl], 4)).abs().mean(dim=(1, 2, 3))
-        else:
-            mad = torch.zeros(ref_shown.shape[0])
-        displacement.append(mad)
+        spatial.append(gmsd(source_half[shown_idx[sl]], distorted_half[sl]))
     g = torch.cat(spatial).numpy().astype(np.float64)
-    mad = torch.cat(displacement).numpy().astype(np.float64)
     s = spatial_score(g)
-    keep = temporal_keep(mad)
-    return {"gmsd": g, "displacement": mad, "spatial": s, "temporal_keep": keep, "target": s * keep}
+    holds = hold_lengths(shown_idx.tolist())
+    if (holds > 1).any():
+        visibility = motion_visibility(source_half)
+        ratio = frame_rate_quality(fps / holds) / frame_rate_quality(fps)
+        keep = 1.0 - visibility * (1.0 - np.minimum(ratio, 1.0))
+    else:
+        visibility = np.zeros(n)
+        keep = np.ones(n)
+    return {"gmsd": g, "spatial": s, "shown_fps": fps / holds, "motion_visibility": visibility,
+            "temporal_keep": keep, "target": s * keep}

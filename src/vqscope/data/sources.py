@@ -23,7 +23,6 @@ from typing import Iterable
 import numpy as np
 
 from ..video import VideoReader
-from .distortions import resize_frames
 
 # (Debian package, path inside it, kind). Chosen by looking at every video and picture file
 # of Debian 12 main above 300 kB: real camera footage or natural photographs of reasonable

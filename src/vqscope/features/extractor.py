@@ -32,7 +32,7 @@ META_FEATURES = ("log2_short_side", "log2_long_side", "log2_fps")
 class FeatureConfig:
     """Which backbones make a clip's feature vector, with which weights, over which clip plan."""
 
-    spatial: tuple[str, ...] = ("efficientnet_lite0", "frame_stats")
+    spatial: tuple[str, ...] = ("efficientnet_lite0_native", "frame_stats")
     temporal: tuple[str, ...] = ("motion_stats",)
     weights: Mapping[str, str] = field(default_factory=dict)  # backbone -> weights; absent = "default"
     clip_plan: ClipPlanConfig = field(default_factory=ClipPlanConfig)
@@ -116,9 +116,13 @@ class _Stop(Exception):
 class FeatureExtractor:
     """Builds the configured backbones once and extracts per-clip features for videos."""
 
-    def __init__(self, config: FeatureConfig | None = None, *, queue_size: int = 4):
+    def __init__(self, config: FeatureConfig | None = None, *, queue_size: int = 4, torch_threads: int | None = None):
         self.config = config or FeatureConfig()
         self.queue_size = queue_size
+        # One core stays with the decode thread (and the decoder's own threads): per-clip
+        # inference is a batch of one, which gains little from a second intra-op thread but
+        # loses much when that thread fights the decoder for the same core.
+        self.torch_threads = torch_threads or max(1, (os.cpu_count() or 2) - 1)
         self._specs: dict[str, BackboneSpec] = {}
         self._models: dict[str, torch.nn.Module] = {}
         for name in self.config.spatial + self.config.temporal:
@@ -204,6 +208,19 @@ class FeatureExtractor:
     ) -> VideoFeatures:
         """Per-clip feature vectors of one video; `on_clip(done, total)` reports progress."""
         plan_config = plan_config or self.config.clip_plan
+        threads = torch.get_num_threads()
+        torch.set_num_threads(min(threads, self.torch_threads))
+        try:
+            return self._extract(path, plan_config, on_clip)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _extract(
+        self,
+        path: str | os.PathLike[str],
+        plan_config: ClipPlanConfig,
+        on_clip: Callable[[int, int], None] | None,
+    ) -> VideoFeatures:
         with VideoReader(path) as reader:
             info = reader.info
             plan = plan_clips(info.duration_s, info.fps, plan_config)

@@ -38,7 +38,10 @@ def prepare(frame: DecodedFrame, spec: FrameInput) -> np.ndarray:
             step = max(1, int(round(min(frame.display_size) / spec.short_side)))
         image = frame.luma(step)
     elif spec.short_side is None:
-        image = frame.rgb(*frame.display_size)
+        if spec.crop and min(frame.display_size) < spec.crop:
+            image = frame.rgb_short_side(spec.crop)
+        else:
+            image = frame.rgb(*frame.display_size)
     else:
         image = frame.rgb_short_side(spec.short_side)
     if spec.crop:
@@ -68,10 +71,6 @@ def image_batch(images: Sequence[np.ndarray], spec: FrameInput) -> torch.Tensor:
 def window_batch(windows: Sequence[Sequence[np.ndarray]], spec: FrameInput) -> torch.Tensor:
     """Windows of frames -> [N, T, H, W] (luma) or [N, 3, T, H, W] (RGB), normalised."""
     arr = torch.from_numpy(np.stack([np.stack(w) for w in windows]))
-    if spec.color == "yuv":
-        if spec.short_side is not None or not spec.crop:
-            raise ValueError("yuv input is a native-resolution crop: short_side=None and a crop side")
-        return frame.yuv_crop(spec.crop, align=8)
     if spec.color == "luma":
         return _normalise(arr, spec, channel_dim=1)
     return _normalise(arr.permute(0, 4, 1, 2, 3), spec, channel_dim=1)

@@ -1,0 +1,162 @@
+"""Feature cache: per-clip features of each video, extracted once.
+
+Entries are keyed by the SHA-256 of the video file's content and by the feature settings
+(backbones, weights, clip plan), so a renamed file is not extracted twice and a changed
+backbone never reads stale features. Extraction of missing entries runs in worker processes
+(each with its own backbones and one torch thread), which keeps every core busy with decoding
+and inference; results are written by the parent only, one small .npz per video, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import VQScopeError
+from ..hashing import file_sha256
+from .extractor import FeatureConfig, FeatureExtractor, VideoFeatures
+
+
+@dataclass
+class CachedFeatures:
+    """What training and evaluation need of a video: clip features and clip spans."""
+
+    features: np.ndarray  # [clips, dim]
+    spans: np.ndarray  # [clips, 3]: start_s, end_s, key_time_s
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_video(cls, vf: VideoFeatures) -> "CachedFeatures":
+        spans = np.array([[c.spec.start_s, c.spec.end_s, c.key_time_s] for c in vf.clips], dtype=np.float64)
+        info = {"width": vf.info.width, "height": vf.info.height, "fps": vf.info.fps,
+                "duration_s": vf.info.duration_s, "padded": vf.padded, "warnings": vf.warnings}
+        return cls(vf.matrix, spans, info)
+
+
+def config_key(config: FeatureConfig) -> str:
+    text = json.dumps(config.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+content_hash = file_sha256  # a video's cache identity is its content
+
+
+class FeatureCache:
+    """A folder of cached features for one feature configuration."""
+
+    def __init__(self, root: str | os.PathLike[str], config: FeatureConfig):
+        self.config = config
+        self.dir = Path(root) / config_key(config)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        self._hashes: dict[tuple[str, float, int], str] = {}
+
+    def _entry(self, path: str | os.PathLike[str]) -> Path:
+        st = os.stat(path)
+        memo = (os.fspath(path), st.st_mtime, st.st_size)
+        if memo not in self._hashes:
+            self._hashes[memo] = content_hash(path)
+        digest = self._hashes[memo]
+        return self.dir / digest[:2] / f"{digest}.npz"
+
+    def get(self, path: str | os.PathLike[str]) -> CachedFeatures | None:
+        entry = self._entry(path)
+        if not entry.is_file():
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as data:
+                return CachedFeatures(data["features"], data["spans"], json.loads(str(data["info"])))
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged entry is extracted again
+
+    def put(self, path: str | os.PathLike[str], features: CachedFeatures) -> None:
+        entry = self._entry(path)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(entry.name + ".tmp.npz")
+        np.savez(tmp, features=features.features, spans=features.spans, info=json.dumps(features.info))
+        os.replace(tmp, entry)
+
+
+@dataclass
+class ExtractionReport:
+    extracted: int = 0
+    cached: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # path -> one-line error
+    seconds: float = 0.0
+
+
+# -- worker processes -------------------------------------------------------------------------
+_WORKER: FeatureExtractor | None = None
+
+
+def _init_worker(config: dict) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = FeatureExtractor(FeatureConfig.from_dict(config))
+
+
+def _extract_in_worker(path: str) -> tuple[str, CachedFeatures | None, str | None]:
+    assert _WORKER is not None
+    try:
+        return path, CachedFeatures.from_video(_WORKER.extract(path)), None
+    except VQScopeError as exc:
+        return path, None, f"{exc.kind}: {exc.message}"
+
+
+def fill_cache(
+    paths: Iterable[str],
+    cache: FeatureCache,
+    workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExtractionReport:
+    """Extract features of every path not yet cached; failures are reported, not raised."""
+    started = time.perf_counter()
+    report = ExtractionReport()
+    todo = []
+    for p in paths:
+        try:
+            if cache.get(p) is not None:
+                report.cached += 1
+            else:
+                todo.append(p)
+        except OSError as exc:
+            report.failed[p] = f"unreadable: {exc.strerror}"
+    total = len(todo)
+    for done, (path, features, error) in enumerate(_run(todo, cache.config, workers), start=1):
+        if features is not None:
+            cache.put(path, features)
+            report.extracted += 1
+        else:
+            report.failed[path] = error or "failed"
+        if on_progress is not None:
+            on_progress(done, total)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(todo: list[str], config: FeatureConfig, workers: int) -> Iterator[tuple[str, CachedFeatures | None, str | None]]:
+    if not todo:
+        return
+    if workers <= 1:
+        extractor = FeatureExtractor(config)
+        for path in todo:
+            try:
+                yield path, CachedFeatures.from_video(extractor.extract(path)), None
+            except VQScopeError as exc:
+                yield path, None, f"{exc.kind}: {exc.message}"
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(config.to_dict(),)) as pool:
+        futures = [pool.submit(_extract_in_worker, p) for p in todo]
+        for future in as_completed(futures):
+            yield future.result()
