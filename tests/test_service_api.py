@@ -125,6 +125,9 @@ def test_bad_sources_get_typed_answers(client, media, tmp_path):
     assert post(url="ftp://example.com/x.mp4").json()["error"] == "bad_source"
     assert post(path=str(media / "v0.mp4"), url="http://x/y").status_code == 422
     assert post(path=str(media / "v0.mp4"), max_clips=0).status_code == 422
+    # a video posted as multipart to the JSON endpoint: a typed 422, not a 500 echoing the bytes
+    wrong = client.post("/api/jobs", files={"file": ("v.mp4", b"\x00\xcb\xff" * 100, "video/mp4")}, headers=AUTH)
+    assert wrong.status_code == 422 and wrong.json()["error"] == "invalid_request", wrong.text
     bad = wait(client, submit(client, path=str(media / "notes.mp4"))["id"])
     assert bad["state"] == "failed" and bad["error"]["kind"] == "not_a_video"
     with pytest.raises(PathNotAllowedError):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -181,6 +182,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VQScopeError)
     async def _typed(_request: Request, exc: VQScopeError) -> JSONResponse:
         return JSONResponse({"error": exc.kind, "message": exc.message}, status_code=_STATUS.get(exc.kind, 422))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the offending input, which fails (500) when that input is
+        # binary, e.g. a video posted as multipart to the JSON endpoint. Say where and what, not the bytes.
+        problems = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        return JSONResponse({"error": "invalid_request", "message": f"{where}: {first['msg']}".strip(": "),
+                             "detail": problems}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
