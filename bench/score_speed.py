@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scoring speed and memory against decoding alone.
 
-    python bench/score_speed.py [VIDEO] [--model vqscope-lite] [--repeat 3] [--long-video]
+    python bench/score_speed.py [VIDEO] [--model vqscope-lite] [--repeat 3] [--long-video] [--runtime torch|onnx]
 
 For VIDEO (default: ../shared/media/kinetics_HyZMiWeJyMw_000072_000082.mp4) it prints:
 - decode-only time: PyAV decoding every frame, with the decoder settings the scorer uses
@@ -46,9 +46,12 @@ print(json.dumps({"frames": n, "times": times}))
 _SCORE = r"""
 import json, resource, sys, time
 import vqscope
-path, model_name, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, model_name, repeat, runtime = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t = time.perf_counter()
 model = vqscope.load_model(model_name)
+if runtime == "onnx":
+    from vqscope.export import use_onnx
+    use_onnx(model)  # exported into the cache on first use
 result = model.score(path)  # first call also builds the backbones
 first = time.perf_counter() - t
 times = []
@@ -90,6 +93,7 @@ def main() -> int:
     ap.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
     ap.add_argument("--model", default="vqscope-lite")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--runtime", choices=("torch", "onnx"), default="torch", help="where backbones and heads run")
     ap.add_argument("--long-video", action="store_true", help="also measure memory on a generated 5-minute video")
     args = ap.parse_args()
     if not os.path.isfile(args.video):
@@ -97,10 +101,10 @@ def main() -> int:
         return 2
 
     decode = run(_DECODE, args.video, str(args.repeat))
-    score = run(_SCORE, args.video, args.model, str(args.repeat))
+    score = run(_SCORE, args.video, args.model, str(args.repeat), args.runtime)
     d, s = statistics.median(decode["times"]), statistics.median(score["times"])
     print(f"video            {args.video}")
-    print(f"machine          {os.cpu_count()} CPUs, torch threads default")
+    print(f"machine          {os.cpu_count()} CPUs, runtime {args.runtime}")
     print(f"frames           {decode['frames']}, clips scored {score['clips']}, model {score['model']}")
     print(f"decode only      {d:.3f} s (median of {args.repeat}; {decode['frames'] / d:.0f} frames/s)")
     print(f"score (warm)     {s:.3f} s (median of {args.repeat}; first call incl. model load {score['first_s']:.2f} s)")
@@ -110,7 +114,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             long_path = Path(tmp) / "five_minutes.mp4"
             make_long_video(long_path)
-            long = run(_SCORE, str(long_path), args.model, "1")
+            long = run(_SCORE, str(long_path), args.model, "1", args.runtime)
             print(f"5-minute video   peak RSS {long['peak_rss_mb']:.0f} MB, score {statistics.median(long['times']):.2f} s, "
                   f"{long['clips']} clips (10-second video: {score['peak_rss_mb']:.0f} MB)")
     return 0

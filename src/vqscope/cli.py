@@ -38,6 +38,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clips", type=int, default=None, help="at most this many clips per video, spread evenly")
     p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="run backbones and heads in PyTorch (default) or ONNX Runtime (exported on first use)")
+    p.add_argument("--onnx-dir", default=None, metavar="DIR", help="use this `vqscope export onnx` folder")
     p.set_defaults(func=_cmd_score)
 
 
@@ -190,12 +193,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_score, _add_probe, _add_models, _add_backbones, _add_features, _add_train, _add_eval,
-                _add_calibrate, _add_serve):
+                _add_calibrate, _add_serve, _add_export):
         add(sub)
     return parser
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model to another runtime",
+                       description="Write a model's learned backbones and heads as ONNX files (dynamic batch) "
+                                   "with a manifest; `vqscope score --onnx-dir DIR` scores with them.")
+    p.add_argument("format", choices=("onnx",))
+    p.add_argument("model", nargs="?", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR")
+    p.set_defaults(func=_cmd_export)
+
+
 # -- commands -------------------------------------------------------------------------------
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .zoo import load_model
+
+    model = load_model(args.model)
+    try:
+        folder = export_onnx(model, args.out)
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"{args.out}: cannot write the export ({exc.strerror or exc})", args.out) from None
+    files = sorted(f.name for f in folder.iterdir())
+    print(f"exported {model.id} to {folder}: {', '.join(files)}")
+    return 0
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from .output import expand_inputs
     from .zoo import load_model
@@ -208,6 +237,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if not paths:
         raise ConfigError("no video files found in the given folders")
     model = load_model(args.model)
+    if args.runtime == "onnx" or args.onnx_dir:
+        from .export import use_onnx
+
+        use_onnx(model, args.onnx_dir)
     options = {"max_clips": args.max_clips, "clip_seconds": args.clip_seconds}
     if len(paths) == 1 and args.out is None:
         with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:

@@ -115,6 +115,13 @@ class OutputError(VQScopeError):
     kind = "output_error"
 
 
+class RuntimeUnavailableError(VQScopeError):
+    """An inference runtime (ONNX Runtime, TensorRT) is not installed or cannot run this model."""
+
+    exit_code = 25
+    kind = "runtime_unavailable"
+
+
 #: Exit code of a multi-file run in which some (not all) files failed.
 EXIT_SOME_FAILED = 3
 #: Exit code of a bug: an exception that is not a VQScopeError.

@@ -75,6 +75,9 @@ class Model:
         self.grades = calibration.grades if calibration is not None else (grades or GradeScale())
         self.path = path
         self._extractor: FeatureExtractor | None = None
+        # Set by vqscope.export.use_onnx: the heads run elsewhere than in PyTorch.
+        self.runtime = "torch"
+        self.head_runtime: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
     @property
     def id(self) -> str:
@@ -116,6 +119,8 @@ class Model:
     @torch.inference_mode()
     def predict(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """Per-clip scores of every head for a [clips, features] matrix."""
+        if self.head_runtime is not None:
+            return self.head_runtime(matrix)
         x = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
         return {k: v.numpy().astype(np.float64) for k, v in self.network(x).items()}
 
