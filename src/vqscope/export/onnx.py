@@ -111,11 +111,16 @@ def export_onnx(model: "Model", folder: str | os.PathLike[str]) -> Path:
     return out
 
 
-def _session(path: Path, threads: int | None):
+def _onnxruntime():
     try:
-        import onnxruntime as ort
+        import onnxruntime
     except ImportError:
         raise RuntimeUnavailableError("ONNX Runtime is not installed: pip install 'vqscope[onnx]'") from None
+    return onnxruntime
+
+
+def _session(path: Path, threads: int | None):
+    ort = _onnxruntime()
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -142,6 +147,7 @@ def default_folder(model: "Model") -> Path:
 
 def use_onnx(model: "Model", folder: str | os.PathLike[str] | None = None, threads: int | None = None) -> "Model":
     """Switch `model` to ONNX Runtime for its learned parts (exporting first if needed)."""
+    _onnxruntime()  # before exporting anything: an export nobody can run is wasted
     target = Path(folder) if folder is not None else default_folder(model)
     if not (target / MANIFEST).is_file():
         if folder is not None:
