@@ -108,3 +108,24 @@ def test_unknown_model_is_a_clear_error(capsys, video_factory):
     code = main(["score", video_factory("a.mp4", n=48, seed=1), "--model", "nope@3"])
     err = capsys.readouterr().err
     assert code == 20 and err.startswith("vqscope: error: unknown model")
+
+
+def test_workers_score_in_parallel_processes_like_one_process(capsys, tmp_path, folder, tiny_model_file):
+    serial, parallel = tmp_path / "serial.jsonl", tmp_path / "parallel.jsonl"
+    assert main(["score", str(folder), "--model", tiny_model_file, "--out", str(serial), "--no-progress"]) == EXIT_SOME_FAILED
+    code = main(["score", str(folder), "--model", tiny_model_file, "--out", str(parallel), "--no-progress", "--workers", "2"])
+    assert code == EXIT_SOME_FAILED  # broken.mp4 is recorded as a failure, the rest scored
+    capsys.readouterr()
+
+    def by_video(path):
+        return {r["video"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+    a, b = by_video(serial), by_video(parallel)
+    assert set(a) == set(b) and len(b) == 3
+    for video, record in a.items():
+        assert b[video]["status"] == record["status"]
+        if record["status"] == "ok":
+            assert b[video]["score"] == pytest.approx(record["score"], abs=1e-3)
+        else:
+            assert b[video]["error"] == record["error"] == "not_a_video"
+    assert main(["score", str(folder), "--model", tiny_model_file, "--workers", "0"]) == 2

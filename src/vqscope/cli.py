@@ -38,6 +38,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clips", type=int, default=None, help="at most this many clips per video, spread evenly")
     p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", "-j", type=int, default=1,
+                   help="score this many videos at once, each in its own process (several files only)")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                    help="run backbones and heads in PyTorch (default) or ONNX Runtime (exported on first use)")
     p.add_argument("--onnx-dir", default=None, metavar="DIR", help="use this `vqscope export onnx` folder")
@@ -255,7 +257,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_many(model: Any, paths: list[str], args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from .output import ResultFile, error_record, ok_record
+    from .output import ResultFile
 
     out = ResultFile(args.out) if args.out else None
     skip = out.scored(model.id) if out is not None else set()
@@ -263,15 +265,10 @@ def _score_many(model: Any, paths: list[str], args: argparse.Namespace, options:
     failures = 0
     show = not args.no_progress and sys.stderr.isatty()
     with _Progress(len(todo), enabled=show) as progress:
-        for path in todo:
-            progress.start(path)
-            try:
-                result = model.score(path, on_clip=progress.clip, **options)
-                record = ok_record(result.to_dict())
-            except VQScopeError as exc:
+        for path, record in _records(model, todo, args, options, progress):
+            if record["status"] != "ok":
                 failures += 1
-                record = error_record(path, model.id, exc.kind, exc.message)
-                progress.note(f"skipped {path}: {exc.message}")
+                progress.note(f"skipped {path}: {record.get('message', record.get('error'))}")
             if out is not None:
                 out.write(record)
             if args.json or out is None:
@@ -285,6 +282,60 @@ def _score_many(model: Any, paths: list[str], args: argparse.Namespace, options:
             file=sys.stderr,
         )
     return EXIT_SOME_FAILED if failures else 0
+
+
+def _records(model: Any, paths: list[str], args: argparse.Namespace, options: dict[str, Any], progress: Any):
+    """(path, output record) per video, in this process or in `--workers` processes."""
+    from .output import error_record, ok_record
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers == 1 or len(paths) == 1:
+        for path in paths:
+            progress.start(path)
+            try:
+                yield path, ok_record(model.score(path, on_clip=progress.clip, **options).to_dict())
+            except VQScopeError as exc:
+                yield path, error_record(path, model.id, exc.kind, exc.message)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # Each worker loads the model file itself and runs torch on one thread: N processes on N
+    # cores decode and infer side by side without fighting over intra-op threads.
+    setup = (model.path or args.model, args.runtime, args.onnx_dir)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_worker_init, initargs=setup) as pool:
+        futures = {pool.submit(_worker_score, path, options): path for path in paths}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+_WORKER_MODEL: Any = None
+
+
+def _worker_init(model_ref: str | None, runtime: str, onnx_dir: str | None) -> None:
+    global _WORKER_MODEL
+    import torch
+
+    from .zoo import load_model
+
+    torch.set_num_threads(1)
+    _WORKER_MODEL = load_model(model_ref)
+    _WORKER_MODEL.extractor.torch_threads = 1
+    if runtime == "onnx" or onnx_dir:
+        from .export import use_onnx
+
+        use_onnx(_WORKER_MODEL, onnx_dir, threads=1)
+
+
+def _worker_score(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    from .output import error_record, ok_record
+
+    try:
+        return ok_record(_WORKER_MODEL.score(path, **options).to_dict())
+    except VQScopeError as exc:
+        return error_record(path, _WORKER_MODEL.id, exc.kind, exc.message)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
