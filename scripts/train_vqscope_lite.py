@@ -109,10 +109,10 @@ def main() -> int:
     train_v, val_v, test_v = (np.flatnonzero(role == r) for r in ("train", "val", "test"))
     result: FitResult = fit_ridge(clips.features, clips.targets, clips.sample_index, video_targets,
                                   train_v, val_v, log=log)
-    chosen = result.history[-1]["chosen_lambda"]
+    chosen = result.ridge_lambda
     train_config = {"head": "linear (ridge regression, closed form) on standardised features clamped to +-6",
-                    "lambdas": [h["lambda"] for h in result.history[:-1]], "chosen_lambda": chosen}
-    log(f"ridge lambda {chosen:g}, validation SROCC {result.best_val_srocc:.4f}")
+                    "lambdas": [h["lambda"] for h in result.history], "chosen_lambda": chosen}
+    log(f"ridge lambda {chosen:g}, validation SROCC {result.val_srocc:.4f}")
 
     clip_pred = predict_clips(result.network, clips.features)
     video_pred = video_means(clip_pred, clips.sample_index, len(samples))
@@ -139,7 +139,8 @@ def main() -> int:
                   "times exp(-D/40) for temporal displacement D (dropped frames); clip target = mean over frames",
         "train_config": train_config,
         "split_counts": {r: int((role == r).sum()) for r in ("train", "val", "test")},
-        "seconds": round(time.time() - started),
+        # with --skip-render the rendering happened in an earlier run: count its recorded time too
+        "seconds": round(time.time() - started + (sum(s.seconds_to_build for s in samples) if args.skip_render else 0)),
     }
     evaluation = {
         "held_out_video": test_agreement.to_dict(),
@@ -147,7 +148,7 @@ def main() -> int:
         "held_out_per_type": per_type(video_pred, samples, test_v),
         "cv5_srocc_mean": round(float(np.mean(cv)), 4),
         "cv5_srocc_std": round(float(np.std(cv)), 4),
-        "validation_srocc": round(result.best_val_srocc, 4),
+        "validation_srocc": round(result.val_srocc, 4),
     }
     info = ModelInfo(
         name="vqscope-lite",
@@ -287,7 +288,7 @@ def write_card(path: Path, model: Model, samples, split, evaluation, real) -> No
     for s in t["sources"]:
         lines.append(f"| {s['name']} | {s['kind']} | {s['origin']} | {s['split']} |")
     lines += ["", f"Trained with vqscope {t['vqscope']} on {t['date']} (Python {t['python']}, torch {t['torch']}) in "
-              f"{t['seconds'] / 60:.0f} minutes: `python scripts/train_vqscope_lite.py`.", ""]
+              f"{t['seconds'] / 60:.0f} minutes of compute, rendering included: `python scripts/train_vqscope_lite.py`.", ""]
     path.write_text("\n".join(lines))
 
 

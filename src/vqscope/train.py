@@ -1,48 +1,30 @@
-"""Training the prediction network on cached clip features.
+"""Fitting the shipped model's head on cached clip features (scripts/train_vqscope_lite.py).
 
 Backbones are frozen and their features cached (see data/corpus.py), so training is a small
-regression problem: clip feature vectors -> clip targets. The loss is mean squared error on
-the 0-1 scale plus a PLCC term (one minus the batch's linear correlation), which keeps the
-ranking sharp where the squared error alone would settle for the mean. Early stopping
-watches the Spearman correlation of *video* scores (means of clip predictions) on validation
-sources, because video ranking is what the model is for.
+regression problem: clip feature vectors -> clip targets. Model selection watches the Spearman
+correlation of *video* scores (means of clip predictions) on validation sources, because video
+ranking is what the model is for. Multi-dataset training with gradient descent, per-dataset
+heads and balanced batches lives in experiment/ (`vqscope train`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from .heads import CLAMP_Z, HeadConfig, PredictionNetwork
 from .metrics import srocc
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    hidden: tuple[int, ...] = (128,)
-    dropout: float = 0.2
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    epochs: int = 200
-    batch_size: int = 128
-    patience: int = 25
-    plcc_weight: float = 0.5
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass
 class FitResult:
     network: PredictionNetwork
-    best_epoch: int
-    best_val_srocc: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    val_srocc: float  # video SROCC on validation sources at the chosen strength
+    ridge_lambda: float  # the chosen strength
+    history: list[dict[str, float]] = field(default_factory=list)  # every strength tried
 
 
 def video_means(values: np.ndarray, owner: np.ndarray, n_videos: int) -> np.ndarray:
@@ -53,74 +35,12 @@ def video_means(values: np.ndarray, owner: np.ndarray, n_videos: int) -> np.ndar
         return sums / counts
 
 
-def _plcc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    p = pred - pred.mean()
-    t = target - target.mean()
-    return 1.0 - (p * t).sum() / (p.norm() * t.norm() + 1e-8)
-
-
 @torch.no_grad()
 def predict_clips(network: PredictionNetwork, features: np.ndarray, head: str | None = None) -> np.ndarray:
     network.eval()
     head = head or network.config.primary
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     return network(x, heads=[head])[head].numpy().astype(np.float64)
-
-
-def fit(
-    features: np.ndarray,
-    targets: np.ndarray,
-    owner: np.ndarray,
-    video_targets: np.ndarray,
-    train_videos: np.ndarray,
-    val_videos: np.ndarray,
-    config: TrainConfig = TrainConfig(),
-    log: Callable[[str], None] | None = None,
-) -> FitResult:
-    """Train on clips of `train_videos`, stop early on video SROCC over `val_videos`.
-
-    `features` [clips, dim], `targets` [clips] on 0-100, `owner` [clips] video index,
-    `video_targets` [videos]; the video index arrays select videos.
-    """
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    train_clip = np.isin(owner, train_videos)
-    val_clip = np.isin(owner, val_videos)
-    x = torch.from_numpy(features[train_clip].astype(np.float32))
-    y = torch.from_numpy((targets[train_clip] / 100.0).astype(np.float32))
-    network = PredictionNetwork(HeadConfig(in_dim=features.shape[1], hidden=config.hidden, dropout=config.dropout))
-    network.set_normalisation(x.mean(dim=0), x.std(dim=0))
-    optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best = (-2.0, 0, {k: v.clone() for k, v in network.state_dict().items()})
-    history: list[dict[str, float]] = []
-    n = x.shape[0]
-    for epoch in range(config.epochs):
-        network.train()
-        order = torch.from_numpy(rng.permutation(n))
-        losses = []
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            if idx.numel() < 2:
-                continue
-            pred = network(x[idx])[network.config.primary] / 100.0
-            loss = nn.functional.mse_loss(pred, y[idx]) + config.plcc_weight * _plcc_loss(pred, y[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss))
-        clip_pred = predict_clips(network, features[val_clip])
-        val_pred = video_means(clip_pred, _reindex(owner[val_clip]), len(val_videos))
-        val = srocc(val_pred, video_targets[np.sort(val_videos)])
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_srocc": val})
-        if log is not None and epoch % 10 == 0:
-            log(f"epoch {epoch:3d} loss {np.mean(losses):.4f} val SROCC {val:.4f}")
-        if val > best[0] + 1e-4:
-            best = (val, epoch, {k: v.clone() for k, v in network.state_dict().items()})
-        elif epoch - best[1] >= config.patience:
-            break
-    network.load_state_dict(best[2])
-    network.eval()
-    return FitResult(network, best[1], best[0], history)
 
 
 def _reindex(owner: np.ndarray) -> np.ndarray:
@@ -175,6 +95,4 @@ def fit_ridge(
         head.weight.copy_(torch.from_numpy(best[2]).float().unsqueeze(0))
         head.bias.fill_(y_mean)
     network.eval()
-    result = FitResult(network, best_epoch=0, best_val_srocc=best[0], history=history)
-    result.history.append({"chosen_lambda": best[1]})
-    return result
+    return FitResult(network, val_srocc=best[0], ridge_lambda=best[1], history=history)
