@@ -46,7 +46,7 @@ def test_onnx_scores_match_pytorch(saved, tmp_path, video_factory):
     assert manifest["heads"] == ["overall", "other"] and "efficientnet_lite0_native" in manifest["backbones"]
     onnx_model = use_onnx(Model.load(saved[0]), out)
     assert onnx_model.runtime == "onnx"
-    assert not isinstance(onnx_model.extractor._models["efficientnet_lite0_native"], torch.nn.Module)
+    assert not isinstance(onnx_model.extractor.backbone("efficientnet_lite0_native"), torch.nn.Module)
     result = onnx_model.score(video)
     assert len(result.clips) == len(reference.clips) >= 2
     assert result.score == pytest.approx(reference.score, abs=0.02)

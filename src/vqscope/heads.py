@@ -60,11 +60,13 @@ class PredictionNetwork(nn.Module):
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(torch.clamp(std, min=1e-6))
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
         # Clamped: a video unlike any training clip (a statistic far outside its training range)
         # must not push the score to +-infinity through one feature.
-        x = torch.clamp((x - self.feature_mean) / self.feature_std, -CLAMP_Z, CLAMP_Z)
-        return self.trunk(x)
+        return torch.clamp((x - self.feature_mean) / self.feature_std, -CLAMP_Z, CLAMP_Z)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.standardise(x))
 
     def forward(self, x: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """x [N, in_dim] -> {head: [N] scores on 0-100}."""

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .heads import CLAMP_Z, HeadConfig, PredictionNetwork
+from .heads import HeadConfig, PredictionNetwork
 from .metrics import srocc
 
 
@@ -72,8 +72,7 @@ def fit_ridge(
     x = torch.from_numpy(features[train_clip].astype(np.float32))
     network.set_normalisation(x.mean(dim=0), x.std(dim=0))
     with torch.no_grad():
-        z = torch.clamp((torch.from_numpy(features.astype(np.float32)) - network.feature_mean) / network.feature_std,
-                        -CLAMP_Z, CLAMP_Z).double().numpy()
+        z = network.standardise(torch.from_numpy(features.astype(np.float32))).double().numpy()
     a = z[train_clip]
     y = targets[train_clip].astype(np.float64) / 100.0
     y_mean = float(y.mean())

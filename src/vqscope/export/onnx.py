@@ -96,15 +96,19 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=OPSET, dynamo=False)
 
 
-def export_onnx(model: "Model", folder: str | os.PathLike[str]) -> Path:
+def _model_sha256(model: "Model") -> str | None:
+    return file_sha256(model.path) if model.path else None
+
+
+def export_onnx(model: "Model", folder: str | os.PathLike[str], model_sha256: str | None = None) -> Path:
     """Write the model's learned backbones and its heads as ONNX files; returns the folder."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = OnnxManifest(model=model.id, model_sha256=file_sha256(model.path) if model.path else None,
+    manifest = OnnxManifest(model=model.id, model_sha256=model_sha256 or _model_sha256(model),
                             opset=OPSET, torch=torch.__version__, in_dim=model.network.config.in_dim,
                             heads=list(model.network.config.heads))
     for name in _learned(model):
-        _export(_Features(model.extractor._models[name]), _example_input(name, model), out / f"{name}.onnx")
+        _export(_Features(model.extractor.backbone(name)), _example_input(name, model), out / f"{name}.onnx")
         manifest.backbones[name] = f"{name}.onnx"
     _export(_Heads(model.network, manifest.heads), torch.zeros(2, manifest.in_dim), out / "heads.onnx")
     (out / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
@@ -139,27 +143,27 @@ class OnnxBackbone:
         return torch.from_numpy(y)
 
 
-def default_folder(model: "Model") -> Path:
+def default_folder(model: "Model", model_sha256: str | None) -> Path:
     """Exports made on the fly live in the cache, one folder per model file content."""
-    key = file_sha256(model.path)[:16] if model.path else model.id.replace("@", "-")
+    key = model_sha256[:16] if model_sha256 else model.id.replace("@", "-")
     return cache_dir().parent / "onnx" / f"{model.id.replace('@', '-')}-{key}"
 
 
 def use_onnx(model: "Model", folder: str | os.PathLike[str] | None = None, threads: int | None = None) -> "Model":
     """Switch `model` to ONNX Runtime for its learned parts (exporting first if needed)."""
     _onnxruntime()  # before exporting anything: an export nobody can run is wasted
-    target = Path(folder) if folder is not None else default_folder(model)
+    expected = _model_sha256(model)
+    target = Path(folder) if folder is not None else default_folder(model, expected)
     if not (target / MANIFEST).is_file():
         if folder is not None:
             raise ModelFileError(f"{target}: no {MANIFEST}; run `vqscope export onnx` first", str(target))
-        export_onnx(model, target)
+        export_onnx(model, target, expected)
     manifest = OnnxManifest.read(target)
-    expected = file_sha256(model.path) if model.path else None
     if manifest.model != model.id or (expected and manifest.model_sha256 and manifest.model_sha256 != expected):
         raise ModelFileError(f"{target}: exported from {manifest.model}, not from this {model.id} file", str(target))
     threads = threads or model.extractor.torch_threads
     for name, file in manifest.backbones.items():
-        model.extractor._models[name] = OnnxBackbone(target / file, threads)
+        model.extractor.replace_backbone(name, OnnxBackbone(target / file, threads))
     heads = _session(target / "heads.onnx", threads)
 
     def predict(matrix: np.ndarray) -> dict[str, np.ndarray]:

@@ -134,6 +134,16 @@ class FeatureExtractor:
             self._specs[name] = spec
             self._models[name] = model
 
+    def backbone(self, name: str) -> Any:
+        """The module (or runtime stand-in) that computes backbone `name`'s features."""
+        return self._models[name]
+
+    def replace_backbone(self, name: str, runner: Any) -> None:
+        """Run backbone `name` elsewhere (e.g. ONNX Runtime): `runner.features(x) -> Tensor`."""
+        if name not in self._models:
+            raise KeyError(f"backbone {name!r} is not part of this extractor")
+        self._models[name] = runner
+
     # -- per-frame preparation (runs in the decode thread) --------------------------------
     def _prepare_key(self, frame: DecodedFrame) -> dict[str, np.ndarray]:
         return {n: prepare(frame, self._specs[n].frame_input) for n in self.config.spatial}
