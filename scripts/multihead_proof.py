@@ -91,7 +91,7 @@ def severity(recipe: list[tuple[str, int]], kind: str) -> float:
 
 def mos_a(recipe, rng) -> float:
     """Study A, 1-5: harsh on noise, milder on blur; exponential response."""
-    damage = 0.55 * severity(recipe, "blur") + 1.0 * severity(recipe, "noise")
+    damage = 0.55 * severity(recipe, "defocus_blur") + 1.0 * severity(recipe, "noise")
     return float(np.clip(1 + 4 * np.exp(-1.6 * damage) + rng.normal(0, 0.1), 1, 5))
 
 
@@ -182,11 +182,11 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="feature extraction processes")
     args = ap.parse_args()
     torch.set_num_threads(1)  # a small MLP trains several times faster on one thread than on contended ones
-    assert {"blur", "noise", "compression"} <= set(TYPES)
+    assert {"defocus_blur", "noise", "compression"} <= set(TYPES)
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    build_study(work, "A", ("blur", "noise"), mos_a, args.contents, args.test_contents,
+    build_study(work, "A", ("defocus_blur", "noise"), mos_a, args.contents, args.test_contents,
                 args.val_contents, seed=1)
     build_study(work, "B", ("compression", "noise"), mos_b, args.contents, args.test_contents,
                 args.val_contents, seed=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqscope.data.corpus import CorpusConfig, extract_corpus_features, recipes_for, render_corpus
+from vqscope.data.corpus import LITE_TYPES, CorpusConfig, extract_corpus_features, recipes_for, render_corpus
 from vqscope.data.distortions import TYPES, apply
 from vqscope.data.fr_target import frame_targets, gmsd, luma_of_rgb, luma_of_video
 from vqscope.data.encode import write_video
@@ -31,18 +31,18 @@ def test_every_type_has_graded_levels_and_keeps_frame_count():
     assert stutter.shown is not None and len(set(stutter.shown)) <= 5  # every third frame shown
     assert all(np.array_equal(stutter.frames[i], frames[j]) for i, j in enumerate(stutter.shown))
     with pytest.raises(ValueError):
-        apply(frames, [("blur", 9)], RNG)
+        apply(frames, [("defocus_blur", 9)], RNG)
 
 
 def test_gmsd_is_zero_for_identical_pictures_and_grows_with_damage():
     frames = textured_frames(4, 96, 128)
     ref = luma_of_rgb(frames)
     assert gmsd(ref, ref).max().item() == pytest.approx(0.0, abs=1e-6)
-    values = [gmsd(ref, luma_of_rgb(apply(frames, [("blur", lvl)], RNG).frames)).mean().item() for lvl in range(4)]
+    values = [gmsd(ref, luma_of_rgb(apply(frames, [("defocus_blur", lvl)], RNG).frames)).mean().item() for lvl in range(4)]
     assert all(a < b for a, b in zip(values, values[1:])) and values[-1] > 0.02  # sigma scales with height
 
 
-@pytest.mark.parametrize("kind", ["compression", "noise", "blur", "scale", "stutter"])
+@pytest.mark.parametrize("kind", ["compression", "noise", "defocus_blur", "scale", "stutter"])
 def test_targets_fall_with_every_level(tmp_path, kind):
     frames = textured_frames(24, 96, 160, speed=4)
     ref = luma_of_rgb(frames)
@@ -74,7 +74,7 @@ def test_recipes_cover_each_type_and_level_once():
     recipes = recipes_for(np.random.default_rng(0), combos=4)
     singles = [r for r in recipes if len(r) == 1]
     assert recipes[0] == ()
-    assert len(singles) == sum(t.n_levels for t in TYPES.values())
+    assert len(singles) == sum(TYPES[name].n_levels for name in LITE_TYPES)
     assert len([r for r in recipes if len(r) == 2]) == 4 and len(set(recipes)) == len(recipes)
 
 
@@ -95,7 +95,7 @@ def test_small_corpus_end_to_end(tmp_path, monkeypatch):
 
     Image.fromarray(textured_frames(1, 300, 500)[0]).save(tmp_path / "photo.png")
     source = Source("test:photo", "photo", str(tmp_path / "photo.png"), "generated")
-    picked = [(), (("compression", 4),), (("blur", 3),)]
+    picked = [(), (("compression", 4),), (("defocus_blur", 3),)]
     monkeypatch.setattr(corpus, "recipes_for", lambda rng, combos: picked)
     config = CorpusConfig(seconds=1.5)
     folder = tmp_path / "corpus"
@@ -110,4 +110,4 @@ def test_small_corpus_end_to_end(tmp_path, monkeypatch):
     assert clips.features.shape[1] == config.dim
     assert clips.features.shape[0] == clips.targets.shape[0] == clips.sample_index.shape[0] >= 3
     by_recipe = {s.id.split("~")[-1]: s.video_target for s in samples}
-    assert by_recipe["pristine"] > by_recipe["compression4"] and by_recipe["pristine"] > by_recipe["blur3"]
+    assert by_recipe["pristine"] > by_recipe["compression4"] and by_recipe["pristine"] > by_recipe["defocus_blur3"]

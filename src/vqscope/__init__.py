@@ -12,12 +12,25 @@ features (backbones/) -> heads -> calibration -> result.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .errors import VQScopeError
 from .result import ClipResult, DimensionScore, Result
-from .zoo import DEFAULT_MODEL, list_models, load_model
 
 __version__ = "0.1.0"
+
+# The model zoo imports torch (over a second of start-up): it is loaded on first use, so that
+# processes needing only decoding (vqscope.features.pipeline's decode workers, `vqscope probe`)
+# start fast.
+_LAZY = {"DEFAULT_MODEL": "zoo", "list_models": "zoo", "load_model": "zoo"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def score(path: str | os.PathLike[str], model: str | os.PathLike[str] | None = None, **options) -> Result:

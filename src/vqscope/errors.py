@@ -123,6 +123,20 @@ class RuntimeUnavailableError(VQScopeError):
 
 
 #: Exit code of a multi-file run in which some (not all) files failed.
+class NotPredictedError(ConfigError):
+    """A dimension (or the distortion head) was asked for that the model does not predict:
+    a usage error, not a failure of the video (another model or question is what helps)."""
+
+    kind = "not_predicted"
+
+
+class LLMError(VQScopeError):
+    """The language model server could not be reached or gave no usable answer."""
+
+    exit_code = 26
+    kind = "llm_error"
+
+
 EXIT_SOME_FAILED = 3
 #: Exit code of a bug: an exception that is not a VQScopeError.
 EXIT_INTERNAL = 1

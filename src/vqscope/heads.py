@@ -4,7 +4,9 @@ Features are standardised with statistics stored in the model (fitted on its tra
 set), go through a shared trunk (an MLP), then through one linear output per head. A model
 trained on several datasets has one head per dataset over the same trunk, as BILIVQA does,
 and scores new videos with its `primary` head; later models add heads per quality dimension.
-Scores are produced on a 0-100 scale.
+Scores are produced on a 0-100 scale. A model may also carry a distortion head: one logit per
+distortion type over the same trunk, read as independent probabilities (a video can have
+several distortions at once, so this is multi-label, not a softmax).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 CLAMP_Z = 6.0  # standardised features are clamped to +-CLAMP_Z
+DISTORTION_PREFIX = "p:"  # outputs named "p:<type>" are distortion probabilities
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,12 @@ class HeadConfig:
     dropout: float = 0.2
     heads: tuple[str, ...] = ("overall",)
     primary: str = "overall"
+    distortions: tuple[str, ...] = ()  # distortion types of the multi-label head (none: no head)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "heads", tuple(self.heads))
+        object.__setattr__(self, "distortions", tuple(self.distortions))
         if self.primary not in self.heads:
             raise ValueError(f"primary head {self.primary!r} is not among heads {self.heads}")
 
@@ -55,6 +60,7 @@ class PredictionNetwork(nn.Module):
             width = hidden
         self.trunk = nn.Sequential(*layers)
         self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in config.heads})
+        self.distortion_head = nn.Linear(width, len(config.distortions)) if config.distortions else None
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -68,9 +74,28 @@ class PredictionNetwork(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(self.standardise(x))
 
+    @property
+    def output_names(self) -> list[str]:
+        """Every output of `forward`: score heads, then `DISTORTION_PREFIX + type` probabilities."""
+        return list(self.config.heads) + [DISTORTION_PREFIX + t for t in self.config.distortions]
+
+    def distortion_logits(self, z: torch.Tensor) -> torch.Tensor:
+        if self.distortion_head is None:
+            raise KeyError("this network has no distortion head")
+        return self.distortion_head(z)
+
     def forward(self, x: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """x [N, in_dim] -> {head: [N] scores on 0-100}."""
+        """x [N, in_dim] -> {head: [N] scores on 0-100, "p:type": [N] probabilities}."""
         z = self.embed(x)
-        names = heads if heads is not None else list(self.heads.keys())
-        return {name: self.heads[name](z).squeeze(-1) * 100.0 for name in names}
+        names = heads if heads is not None else self.output_names
+        out: dict[str, torch.Tensor] = {}
+        probs = None
+        for name in names:
+            if name.startswith(DISTORTION_PREFIX):
+                if probs is None:
+                    probs = torch.sigmoid(self.distortion_logits(z))
+                out[name] = probs[:, self.config.distortions.index(name[len(DISTORTION_PREFIX):])]
+            else:
+                out[name] = self.heads[name](z).squeeze(-1) * 100.0
+        return out
 

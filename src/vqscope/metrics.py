@@ -232,3 +232,25 @@ def detailed_agreement(pred, ref, n_boot: int = 1000, level: float = 0.95, seed:
         intervals=bootstrap_intervals(p, r, n_boot, level, seed, mapping),
         level=level,
     )
+
+
+# -- detection (distortion types) ------------------------------------------------------------
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative
+    (ties count half), computed from ranks (Mann-Whitney U). NaN without both classes."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def f1_score(scores, labels, threshold: float = 0.5) -> float:
+    """F1 of the decision `score >= threshold` (0 when nothing is predicted or present)."""
+    pred = np.asarray(scores, dtype=np.float64) >= threshold
+    y = np.asarray(labels).astype(bool)
+    tp = int((pred & y).sum())
+    denom = int(pred.sum()) + int(y.sum())
+    return 2.0 * tp / denom if denom else 0.0

@@ -25,12 +25,13 @@ from safetensors.torch import save_file
 
 from .backbones import get_backbone_spec
 from .calibration import Calibration, GradeScale
-from .describe import describe
+from .describe import attach_dimension_descriptions, describe
 from .errors import ModelFileError
 from .features import FeatureConfig, FeatureExtractor, VideoFeatures
-from .heads import HeadConfig, PredictionNetwork
+from .heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
 from .result import ClipResult, DimensionScore, Result
 from .sampling import ClipPlanConfig
+from .taxonomy import DIMENSIONS
 
 FORMAT = "vqscope-model"
 FORMAT_VERSION = 1
@@ -147,26 +148,34 @@ class Model:
         return result
 
     def result_from_features(self, vf: VideoFeatures, video: str) -> Result:
-        primary = self.network.config.primary
+        config = self.network.config
         per_head = self.predict(vf.matrix)
-        clip_scores = np.clip(per_head[primary], 0.0, 100.0)
+        # The primary head is "overall"; a dataset-trained model's primary head (its dataset's
+        # MOS) stands in for it. Other dimensions appear only where the model has their heads.
+        clip_dims = {d: np.clip(per_head[d], 0.0, 100.0) for d in DIMENSIONS if d != "overall" and d in per_head}
+        clip_dims["overall"] = np.clip(per_head[config.primary], 0.0, 100.0)
+        clip_probs = {t: np.clip(per_head[DISTORTION_PREFIX + t], 0.0, 1.0) for t in config.distortions}
         clips = []
-        for cf, s in zip(vf.clips, clip_scores):
+        for i, cf in enumerate(vf.clips):
             clips.append(
                 ClipResult(
                     index=cf.spec.index,
                     start_s=cf.spec.start_s,
                     end_s=cf.spec.end_s,
-                    score=float(s),
+                    score=float(clip_dims["overall"][i]),
                     key_time_s=cf.key_time_s,
                     padded=cf.padded,
-                    dimensions={"overall": DimensionScore(float(s), self.grade(float(s)))},
+                    dimensions={d: DimensionScore(float(v[i]), self.grade(float(v[i]))) for d, v in clip_dims.items()},
+                    distortions={t: float(p[i]) for t, p in clip_probs.items()},
                 )
             )
-        score = float(np.mean(clip_scores))
+        score = float(np.mean(clip_dims["overall"]))
         scaled = self.calibration.scaled(score) if self.calibration is not None else None
         grade = self.grade(score)
-        dimensions = {"overall": DimensionScore(score, grade)}
+        dimensions = {d: DimensionScore(float(np.mean(v)), self.grade(float(np.mean(v)))) for d, v in clip_dims.items()}
+        dimensions["overall"] = DimensionScore(score, grade)
+        distortions = {t: pool_clip_probabilities(p) for t, p in clip_probs.items()}
+        attach_dimension_descriptions(dimensions, distortions, clips)
         info = vf.info
         return Result(
             video=video,
@@ -179,8 +188,8 @@ class Model:
             scaled_score=scaled,
             grade=grade,
             dimensions=dimensions,
-            distortions={},
-            description=describe(grade, score, scaled, clips, dimensions, {}, vf.padded),
+            distortions=distortions,
+            description=describe(grade, score, scaled, clips, dimensions, distortions, vf.padded),
             clips=clips,
             padded=vf.padded,
             warnings=list(vf.warnings),
@@ -241,6 +250,16 @@ class Model:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: not a valid vqscope model ({type(exc).__name__}: {exc})", path) from None
         return cls(info, features, network, calibration, grades, path=path)
+
+
+def pool_clip_probabilities(p: np.ndarray) -> float:
+    """A video's probability of a distortion from its clips': the mean of the top third.
+
+    The plain mean would hide a distortion that hits a third of the video; the maximum would
+    let one uncertain clip of fifty decide. (The trained model's card reports AUC with this.)
+    """
+    top = np.sort(np.asarray(p, dtype=np.float64))[::-1]
+    return float(top[: max(1, int(np.ceil(len(top) / 3)))].mean())
 
 
 def read_model_file(path: str, tensors: bool = True) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

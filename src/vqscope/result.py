@@ -7,9 +7,51 @@ without a distortion head reports no distortions).
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+from .errors import ConfigError, NotPredictedError
+from .taxonomy import DIMENSIONS, types_of
+
+
+_DIMENSION_ALIASES = {"colour": "color", "artifacts": "artifact", "artefact": "artifact", "artefacts": "artifact"}
+
+
+def parse_dimensions(names: str | Iterable[str]) -> tuple[str, ...]:
+    """"color,blur" or ["color", "blur"] -> ("color", "blur"): known names, in the order given, once each.
+
+    Checked against the taxonomy before anything is scored, so a typo costs nothing; the error
+    lists every valid name (and the nearest one) because the user cannot guess them.
+    """
+    items = names.split(",") if isinstance(names, str) else [p for n in names for p in str(n).split(",")]
+    out: list[str] = []
+    for raw in items:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        name = _DIMENSION_ALIASES.get(name, name)
+        if name not in DIMENSIONS:
+            near = difflib.get_close_matches(name, DIMENSIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(f"unknown dimension {raw.strip()!r} (dimensions: {', '.join(DIMENSIONS)}){hint}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ConfigError(f"no dimension named (dimensions: {', '.join(DIMENSIONS)})")
+    return tuple(out)
+
+
+def require_dimensions(names: Iterable[str], available: Iterable[str], model: str) -> None:
+    """Raise NotPredictedError naming what `model` does predict when a name is missing from it."""
+    have = [d for d in DIMENSIONS if d in set(available)]
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise NotPredictedError(
+            f"model {model} does not predict the dimension(s) {', '.join(missing)} "
+            f"(it predicts: {', '.join(have) or 'none'}); use a model with dimension heads"
+        )
 
 
 @dataclass
@@ -38,6 +80,7 @@ class ClipResult:
     key_time_s: float
     padded: bool = False
     dimensions: dict[str, DimensionScore] = field(default_factory=dict)
+    distortions: dict[str, float] = field(default_factory=dict)  # per-type probability in this clip
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -47,6 +90,8 @@ class ClipResult:
             "dimensions": {k: v.to_dict() for k, v in self.dimensions.items()},
             "key_time_s": round(self.key_time_s, 3),
         }
+        if self.distortions:
+            d["distortions"] = {k: round(v, 4) for k, v in self.distortions.items()}
         if self.padded:
             d["padded"] = True
         return d
@@ -61,6 +106,7 @@ class ClipResult:
             key_time_s=float(data.get("key_time_s", data["start_s"])),
             padded=bool(data.get("padded", False)),
             dimensions={k: DimensionScore.from_dict(v) for k, v in data.get("dimensions", {}).items()},
+            distortions={k: float(v) for k, v in data.get("distortions", {}).items()},
         )
 
 
@@ -107,6 +153,35 @@ class Result:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def only(self, dimensions: str | Iterable[str]) -> "Result":
+        """A copy that keeps just these dimensions, at video and clip level.
+
+        Distortion probabilities are kept for the types those dimensions gather ("overall"
+        gathers all twelve), so that asking for colour does not return blur findings. The
+        overall score, grade and description stay: they are the result's identity. One
+        function serves the CLI (`--dimensions`) and the service (`dimensions`), so both
+        filter alike. Unknown names raise ConfigError; names the model does not predict
+        raise NotPredictedError.
+        """
+        names = parse_dimensions(dimensions)
+        require_dimensions(names, self.dimensions, self.model)
+        types = {t for n in names for t in types_of(n)}
+        return replace(
+            self,
+            dimensions={n: self.dimensions[n] for n in names},
+            distortions={t: p for t, p in self.distortions.items() if t in types},
+            clips=[
+                replace(
+                    c,
+                    dimensions={n: c.dimensions[n] for n in names if n in c.dimensions},
+                    distortions={t: p for t, p in c.distortions.items() if t in types},
+                )
+                for c in self.clips
+            ],
+            warnings=list(self.warnings),
+            video_info=dict(self.video_info),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Result":

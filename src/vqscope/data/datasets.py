@@ -126,9 +126,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-
-#: Per-dimension label names (FineVD's six, also read by the generic CSV adapter).
-DIMENSIONS: tuple[str, ...] = ("color", "noise", "artifact", "blur", "temporal", "overall")
+from ..taxonomy import DIMENSIONS  # FineVD's six label columns, also read by the generic CSV adapter
 
 #: Options every spec may carry after ``?``.
 SPEC_OPTIONS: tuple[str, ...] = ("scale", "videos")

@@ -106,7 +106,7 @@ def export_onnx(model: "Model", folder: str | os.PathLike[str], model_sha256: st
     out.mkdir(parents=True, exist_ok=True)
     manifest = OnnxManifest(model=model.id, model_sha256=model_sha256 or _model_sha256(model),
                             opset=OPSET, torch=torch.__version__, in_dim=model.network.config.in_dim,
-                            heads=list(model.network.config.heads))
+                            heads=model.network.output_names)
     for name in _learned(model):
         _export(_Features(model.extractor.backbone(name)), _example_input(name, model), out / f"{name}.onnx")
         manifest.backbones[name] = f"{name}.onnx"
@@ -128,8 +128,9 @@ def _session(path: Path, threads: int | None):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(path), options, providers=providers)
+    from .tensorrt import session_providers  # TensorRT, then CUDA where onnxruntime-gpu offers them, then CPU
+
+    return ort.InferenceSession(str(path), options, providers=session_providers(ort, Path(path)))
 
 
 class OnnxBackbone:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
-from ..backbones.registry import FrameInput
-from ..video import DecodedFrame
+if TYPE_CHECKING:  # `prepare` runs in decode processes that never import torch
+    import torch
+
+    from ..backbones.registry import FrameInput
+    from ..video import DecodedFrame
 
 
 def center_crop(image: np.ndarray, side: int, align: int = 1) -> np.ndarray:
@@ -50,6 +52,8 @@ def prepare(frame: DecodedFrame, spec: FrameInput) -> np.ndarray:
 
 
 def _normalise(x: torch.Tensor, spec: FrameInput, channel_dim: int) -> torch.Tensor:
+    import torch
+
     x = x.float().div_(255.0)
     if spec.color == "rgb" and (any(spec.mean) or any(s != 1.0 for s in spec.std)):
         shape = [1] * x.dim()
@@ -62,6 +66,8 @@ def _normalise(x: torch.Tensor, spec: FrameInput, channel_dim: int) -> torch.Ten
 
 def image_batch(images: Sequence[np.ndarray], spec: FrameInput) -> torch.Tensor:
     """Key frames -> [N, 3, H, W] (RGB, YUV) or [N, 1, H, W] (luma), normalised."""
+    import torch
+
     arr = torch.from_numpy(np.stack(images))
     if arr.dim() == 3:
         arr = arr.unsqueeze(-1)
@@ -70,6 +76,8 @@ def image_batch(images: Sequence[np.ndarray], spec: FrameInput) -> torch.Tensor:
 
 def window_batch(windows: Sequence[Sequence[np.ndarray]], spec: FrameInput) -> torch.Tensor:
     """Windows of frames -> [N, T, H, W] (luma) or [N, 3, T, H, W] (RGB), normalised."""
+    import torch
+
     arr = torch.from_numpy(np.stack([np.stack(w) for w in windows]))
     if spec.color == "luma":
         return _normalise(arr, spec, channel_dim=1)

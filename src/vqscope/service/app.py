@@ -6,6 +6,7 @@
     GET  /api/jobs             list, filtered by time, state, grade, dimension, tag, batch
     GET  /api/jobs/{id}        state and result (?wait=S waits up to S seconds for it)
     GET  /api/jobs/{id}/result the result contract (409 while pending, 422 if it failed)
+    GET  /api/jobs/{id}/ask    ?q=is it shaky? -> the answer, from the job's result
     GET  /api/batches/{id}     a batch's jobs and counts
     GET/PUT/DELETE /api/alert-rules[/{name}]   alert rules (writes need the token)
     GET  /api/alerts           alert notifications sent
@@ -39,7 +40,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..ask import answer as answer_question
+from ..ask import model_predicts, parse_question
 from ..errors import ConfigError, VQScopeError
+from ..result import Result, require_dimensions
 from ..model import Model
 from ..zoo import resolve_model_path
 from .alerts import AlertMonitor, AlertRule, iso
@@ -59,6 +63,7 @@ from .schemas import (
     RuleOut,
     ScoreOptions,
     clean_tags,
+    dimension_list,
 )
 from .sources import check_path, check_url, display_name, safe_suffix, store_stream
 from .store import STATES, JobFilter, JobStore, NewJob, safe_url
@@ -108,6 +113,8 @@ def model_summary(model: Model) -> dict[str, Any]:
         "fingerprint": cal.fingerprint if cal else None,
         "benchmark_size": cal.size if cal else None,
         "grades": model.grades.to_dict(),
+        "dimensions": list(model_predicts(model)[0]),
+        "distortions": list(model_predicts(model)[1]),
     }
 
 
@@ -246,7 +253,13 @@ def _add_job_routes(app: FastAPI, service: Service) -> None:
         service.pool.wake()
         return stored
 
+    def check_dimensions(names: list[str] | None) -> None:
+        """Refuse at submission, not after scoring, dimensions the service's model does not predict."""
+        if names:
+            require_dimensions(names, service.model["dimensions"], service.model["id"])
+
     def new_job(req: JobRequest, extra_tags: list[str] = ()) -> NewJob:
+        check_dimensions(req.dimensions)
         if req.path is not None:
             source = check_path(req.path, config.path_roots)
             return NewJob("path", source, req.video or req.path, tuple(req.tags) + tuple(extra_tags), req.as_dict())
@@ -266,15 +279,18 @@ def _add_job_routes(app: FastAPI, service: Service) -> None:
         tags: Annotated[list[str] | None, Form(description="tags (repeat the field or separate by commas)")] = None,
         max_clips: Annotated[int | None, Form(ge=1, le=10_000)] = None,
         clip_seconds: Annotated[float | None, Form(gt=0, le=60)] = None,
+        dimensions: Annotated[str | None, Form(description="only these dimensions, e.g. color,blur")] = None,
     ) -> JobOut:
         try:
             tag_list = clean_tags(tags or [])
+            dimension_names = dimension_list(dimensions)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        check_dimensions(dimension_names)
         job_id = uuid.uuid4().hex
         target = config.uploads_dir / f"{job_id}{safe_suffix(file.filename or '')}"
         store_stream(file.file, target, config.max_upload_bytes)
-        options = ScoreOptions(max_clips=max_clips, clip_seconds=clip_seconds).as_dict()
+        options = ScoreOptions(max_clips=max_clips, clip_seconds=clip_seconds, dimensions=dimension_names).as_dict()
         name = display_name(file.filename, f"upload-{job_id[:8]}")
         job = NewJob("upload", str(target), name, tuple(tag_list), options, delete_source=True, id=job_id)
         try:
@@ -329,24 +345,58 @@ def _add_job_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/api/jobs/{job_id}", response_model=JobOut, responses={404: {"model": ErrorOut}}, tags=["jobs"],
              summary="A job: its state, and its result once done")
-    def get_job(job_id: str, wait: Annotated[float, Query(ge=0, le=60, description="wait up to S s")] = 0) -> JobOut:
+    def get_job(job_id: str, wait: Annotated[float, Query(ge=0, le=60, description="wait up to S s")] = 0,
+                dimensions: Annotated[str | None, Query(description=_DIMS_HELP)] = None) -> JobOut:
         job = _job_or_404(service, job_id)
         deadline = time.monotonic() + wait
         while not job.finished and time.monotonic() < deadline:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
             job = _job_or_404(service, job_id)
-        return JobOut.from_job(job)
+        out = JobOut.from_job(job)
+        out.result = _only(job, dimensions)
+        return out
 
     @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result contract of a done job",
              responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "not finished yet"},
                         422: {"model": ErrorOut, "description": "the video could not be scored"}})
-    def get_result(job_id: str) -> dict[str, Any]:
+    def get_result(job_id: str,
+                   dimensions: Annotated[str | None, Query(description=_DIMS_HELP)] = None) -> dict[str, Any]:
         job = _job_or_404(service, job_id)
         if job.state == "failed":
             return JSONResponse({"error": job.error_kind, "message": job.error_message}, status_code=422)
         if job.state != "done" or job.result is None:
             raise HTTPException(409, f"job {job_id} is {job.state}")
+        return _only(job, dimensions)
+
+    @app.get("/api/jobs/{job_id}/ask", tags=["jobs"], summary="Ask a question about a done job's video",
+             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "not finished yet"},
+                        422: {"model": ErrorOut, "description": "unknown question, or one the model cannot answer"}})
+    def ask(job_id: str,
+            q: Annotated[str, Query(min_length=1, max_length=500, description='e.g. "is there motion blur?", '
+                                    '"which distortions?", "how is the color?"')],
+            threshold: Annotated[float, Query(gt=0, lt=1, description="likely from this probability")] = 0.5,
+            ) -> dict[str, Any]:
+        question = parse_question(q)  # an unreadable question is answered 422 whatever the job's state
+        job = _job_or_404(service, job_id)
+        if job.state == "failed":
+            return JSONResponse({"error": job.error_kind, "message": job.error_message}, status_code=422)
+        if job.state != "done" or job.result is None:
+            raise HTTPException(409, f"job {job_id} is {job.state}")
+        return answer_question(question, Result.from_dict(job.result), threshold).to_dict()
+
+
+_DIMS_HELP = "only these dimensions, e.g. color,blur (default: those the job was submitted with)"
+
+
+def _only(job: Any, dimensions: str | None) -> dict[str, Any] | None:
+    """A job's result with just the dimensions asked for now, else those asked for at submission."""
+    try:
+        names = dimension_list(dimensions) or job.options.get("dimensions")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not names or job.result is None:
         return job.result
+    return Result.from_dict(job.result).only(names).to_dict()
 
 
 def _counts(jobs: list[Any]) -> dict[str, int]:

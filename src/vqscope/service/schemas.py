@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import ConfigError
+from ..result import parse_dimensions
 from .alerts import AlertRule, iso
 from .store import Job
 
@@ -28,11 +30,29 @@ def clean_tags(tags: list[str]) -> list[str]:
     return sorted(set(out))
 
 
+def dimension_list(value: Any) -> list[str] | None:
+    """A `dimensions` field or parameter: None, or known names (ValueError listing the valid ones)."""
+    if value is None or value == [] or value == "":
+        return None
+    try:
+        return list(parse_dimensions(value if isinstance(value, str) else [str(v) for v in value]))
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+
+
 class ScoreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_clips: int | None = Field(None, ge=1, le=10_000, description="at most this many clips, spread evenly")
     clip_seconds: float | None = Field(None, gt=0, le=60, description="clip length in seconds (default 1)")
+    dimensions: list[str] | None = Field(
+        None, description="report only these dimensions (color, noise, artifact, blur, temporal, overall) in the "
+        "job's result, at video and clip level; a list or a comma-separated string")
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _dimensions(cls, v: Any) -> list[str] | None:
+        return dimension_list(v)
 
     def as_dict(self) -> dict[str, Any]:
         """The scoring options only (not a subclass's other fields), where given."""
