@@ -230,9 +230,10 @@ def test_real_torchcodec_against_pyav(video_factory):
 def test_cli_score_with_torchcodec_decoder(video_factory, fake_torchcodec, capsys):
     import json
 
-    # At least the 224-pixel crop of the default model: its CNN sees the same native pixels from
-    # both decoders. (Smaller videos are upscaled, by swscale or by torch: their scores differ
-    # by a few points, see docs/performance.md.)
+    # Above the statistics' 224-pixel crops. The GPU path has RGB only and computes the YUV
+    # planes the statistics read back from it, so the default model's scores agree to about a
+    # point, not exactly (smaller videos are upscaled, by swscale or by torch, and differ more;
+    # see docs/performance.md).
     video = video_factory("tc_cli.mp4", n=50, height=240, width=320)
     assert main(["score", video, "--json", "--no-progress"]) == 0
     reference = json.loads(capsys.readouterr().out)
@@ -240,4 +241,4 @@ def test_cli_score_with_torchcodec_decoder(video_factory, fake_torchcodec, capsy
     result = json.loads(capsys.readouterr().out)
     assert _FakeVideoDecoder.opened and _FakeVideoDecoder.opened[-1]["device"] == "cpu"
     assert len(result["clips"]) == len(reference["clips"])
-    assert result["score"] == pytest.approx(reference["score"], abs=0.5)
+    assert result["score"] == pytest.approx(reference["score"], abs=1.5)

@@ -50,3 +50,17 @@ def test_parallel_workers_give_the_same_features(tmp_path, video_factory):
     assert report.extracted == 3 and progress[-1] == (3, 3)
     for p in paths:
         assert np.allclose(serial.get(p).features, parallel.get(p).features, atol=1e-5)
+
+
+def test_a_new_backbone_version_is_a_new_cache_key(monkeypatch):
+    import dataclasses
+
+    from vqscope.backbones import registry
+    from vqscope.features.cache import config_key
+
+    config = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    before = config_key(config)
+    assert config_key(config) == before  # stable
+    bumped = dataclasses.replace(registry.get_backbone_spec("frame_stats"), version=2)
+    monkeypatch.setitem(registry._REGISTRY, "frame_stats", bumped)
+    assert config_key(config) != before

@@ -14,6 +14,8 @@
     vqscope ask FILE "is it shaky?"         yes/no, which distortions, how a dimension is
     vqscope describe FILE [--llm URL]       text descriptions (vqscope's, or a language model's)
     vqscope batch LIST --out DIR.parquet [--ray [ADDRESS]]   score a list of videos or URLs (Ray Data)
+    vqscope synth SOURCES... --out DIR      a labelled corpus of the twelve distortion types
+    vqscope export onnx|tensorrt [MODEL] --out DIR   other runtimes
 
 Every expected failure prints one line, `vqscope: error: ...`, and exits with the code of its
 error class (see vqscope.errors); tracebacks appear only with --debug.

@@ -17,6 +17,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from .taxonomy import DIMENSIONS, types_of
+
 CLAMP_Z = 6.0  # standardised features are clamped to +-CLAMP_Z
 DISTORTION_PREFIX = "p:"  # outputs named "p:<type>" are distortion probabilities
 
@@ -29,6 +31,8 @@ class HeadConfig:
     heads: tuple[str, ...] = ("overall",)
     primary: str = "overall"
     distortions: tuple[str, ...] = ()  # distortion types of the multi-label head (none: no head)
+    # Dimension scores gated by detection: 100 - (100 - raw) * max p(type of that dimension).
+    gate_dimensions: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -84,18 +88,36 @@ class PredictionNetwork(nn.Module):
             raise KeyError("this network has no distortion head")
         return self.distortion_head(z)
 
+    def _gate_columns(self, head: str) -> list[int]:
+        """Distortion-head columns that gate score head `head` (none for dataset heads)."""
+        if not (self.config.gate_dimensions and self.config.distortions):
+            return []
+        types = types_of(head) if head in DIMENSIONS else ()
+        return [i for i, t in enumerate(self.config.distortions) if t in types]
+
     def forward(self, x: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """x [N, in_dim] -> {head: [N] scores on 0-100, "p:type": [N] probabilities}."""
+        """x [N, in_dim] -> {head: [N] scores on 0-100, "p:type": [N] probabilities}.
+
+        With `gate_dimensions`, a dimension's score only falls below 100 as far as one of its
+        distortion types is detected. Without the gate, a clean video's dimension scores
+        scatter a few points below 100 from content alone, and that scatter, not the
+        distortions, would decide how clean videos rank against mildly distorted ones.
+        """
         z = self.embed(x)
         names = heads if heads is not None else self.output_names
         out: dict[str, torch.Tensor] = {}
         probs = None
         for name in names:
+            columns = [] if name.startswith(DISTORTION_PREFIX) else self._gate_columns(name)
+            if (name.startswith(DISTORTION_PREFIX) or columns) and probs is None:
+                probs = torch.sigmoid(self.distortion_logits(z))
             if name.startswith(DISTORTION_PREFIX):
-                if probs is None:
-                    probs = torch.sigmoid(self.distortion_logits(z))
                 out[name] = probs[:, self.config.distortions.index(name[len(DISTORTION_PREFIX):])]
-            else:
-                out[name] = self.heads[name](z).squeeze(-1) * 100.0
+                continue
+            raw = self.heads[name](z).squeeze(-1) * 100.0
+            if columns:
+                gate = probs[:, columns].max(dim=1).values
+                raw = 100.0 - (100.0 - raw) * gate
+            out[name] = raw
         return out
 

@@ -159,9 +159,8 @@ def fit_fine(
     dimensions: tuple[str, ...],
     distortions: tuple[str, ...],
     settings: tuple[dict, ...] = (
-        {"hidden": (), "weight_decay": 1e-3},
         {"hidden": (256,), "weight_decay": 1e-2},
-        {"hidden": (256,), "weight_decay": 1e-1},
+        {"hidden": (512,), "weight_decay": 1e-1},
     ),
     max_epochs: int = 120,
     seed: int = 0,
@@ -187,7 +186,8 @@ def fit_fine(
     for setting in settings:
         torch.manual_seed(seed)
         config = HeadConfig(in_dim=features.shape[1], hidden=tuple(setting["hidden"]), dropout=0.2,
-                            heads=tuple(dimensions), primary="overall", distortions=tuple(distortions))
+                            heads=tuple(dimensions), primary="overall", distortions=tuple(distortions),
+                            gate_dimensions=bool(setting.get("gate", True)))
         network = PredictionNetwork(config)
         network.set_normalisation(x.mean(dim=0), x.std(dim=0))
         opt = torch.optim.AdamW(network.parameters(), lr=1e-3, weight_decay=float(setting["weight_decay"]))
@@ -220,6 +220,7 @@ def fit_fine(
         assert run_best is not None
         network.load_state_dict(run_best[1])
         record = {"hidden": list(setting["hidden"]), "weight_decay": setting["weight_decay"],
+                  "gate": config.gate_dimensions,
                   "epoch": run_best[3], **{k: round(v, 4) for k, v in run_best[2].items()}}
         history.append(record)
         if log is not None:

@@ -7,8 +7,11 @@ damage it carries needs a few more textbook measures, at the same native-resolut
 - white balance: the chroma of the brightest and darkest pixels (highlights of a correctly
   balanced picture are close to neutral, a cast tints them; the grey-world and white-patch
   assumptions), and how saturated the most saturated pixels are;
-- direction of blur: gradient energy along four directions (motion blur removes detail along
-  one of them, defocus along all);
+- colour cast: the chroma of the least saturated pixels and the median chroma (a tint leaves
+  no pixel neutral; a colourful scene still has near-grey ones);
+- direction of blur: gradient energy along four directions, and along each the ratio of fine
+  to coarse gradients (motion blur removes fine detail along one direction, defocus along all;
+  the ratio cancels most of the content's own anisotropy);
 - detail across scales: Laplacian energy at 1x, 2x and 4x (blur and upscaling remove the fine
   scales first; oversharpening inflates them);
 - halos: the tail of the Laplacian distribution (oversharpening makes rare, strong spikes);
@@ -35,13 +38,22 @@ FEATURE_NAMES = (
     "highlight_cr",
     "shadow_cb",
     "shadow_cr",
+    "chroma_p10",
+    "chroma_p25",
     "chroma_p50",
     "chroma_p99",
+    "median_cb",
+    "median_cr",
     "log_grad_h",
     "log_grad_v",
     "log_grad_d1",
     "log_grad_d2",
     "log_grad_anisotropy",
+    "log_fine_coarse_h",
+    "log_fine_coarse_v",
+    "log_fine_coarse_d1",
+    "log_fine_coarse_d2",
+    "fine_coarse_spread",
     "log_lap_1",
     "log_lap_2",
     "log_lap_4",
@@ -52,6 +64,15 @@ FEATURE_NAMES = (
 )
 
 
+def _directional(y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute gradient along horizontal, vertical and both diagonals (per unit length)."""
+    gh = (y[:, 1:] - y[:, :-1]).abs().mean()
+    gv = (y[1:, :] - y[:-1, :]).abs().mean()
+    gd1 = (y[1:, 1:] - y[:-1, :-1]).abs().mean() / 1.4142
+    gd2 = (y[1:, :-1] - y[:-1, 1:]).abs().mean() / 1.4142
+    return torch.stack([gh, gv, gd1, gd2])
+
+
 def _lap_abs(y: torch.Tensor) -> torch.Tensor:
     c = y[:, :, 1:-1, 1:-1]
     lap = y[:, :, :-2, 1:-1] + y[:, :, 2:, 1:-1] + y[:, :, 1:-1, :-2] + y[:, :, 1:-1, 2:] - 4 * c
@@ -59,7 +80,7 @@ def _lap_abs(y: torch.Tensor) -> torch.Tensor:
 
 
 class DetailStats(nn.Module):
-    """features(x): x [N, 3, H, W] full-range YUV in [0, 1] at native resolution -> [N, 23]."""
+    """features(x): x [N, 3, H, W] full-range YUV in [0, 1] at native resolution -> [N, 32]."""
 
     feature_names = FEATURE_NAMES
 
@@ -75,15 +96,15 @@ class DetailStats(nn.Module):
                            torch.tensor([0.01, 0.10, 0.50, 0.90, 0.99], dtype=y.dtype))
         hi, lo = y >= q[3], y <= q[1]
         chroma = torch.sqrt(cb * cb + cr * cr).flatten()
-        cq = torch.quantile(chroma[:: max(1, chroma.numel() // 65536)], torch.tensor([0.5, 0.99], dtype=y.dtype))
+        cq = torch.quantile(chroma[:: max(1, chroma.numel() // 65536)],
+                            torch.tensor([0.10, 0.25, 0.5, 0.99], dtype=y.dtype))
 
-        gh = (y[:, 1:] - y[:, :-1]).abs().mean()
-        gv = (y[1:, :] - y[:-1, :]).abs().mean()
-        gd1 = (y[1:, 1:] - y[:-1, :-1]).abs().mean() / 1.4142
-        gd2 = (y[1:, :-1] - y[:-1, 1:]).abs().mean() / 1.4142
-        grads = torch.log(torch.stack([gh, gv, gd1, gd2]) + _EPS)
-
+        grads = torch.log(_directional(y) + _EPS)
         y4 = y[None, None]
+        coarse = F.avg_pool2d(y4, 2)[0, 0] if min(y.shape) >= 12 else y
+        # At half resolution a gradient spans two pixels: halve it to compare like with like.
+        fine_coarse = grads - torch.log(_directional(coarse) / 2 + _EPS)
+
         lap1 = _lap_abs(y4)
         half = F.avg_pool2d(y4, 2) if min(y.shape) >= 12 else y4
         quarter = F.avg_pool2d(half, 2) if min(half.shape[-2:]) >= 12 else half
@@ -102,8 +123,12 @@ class DetailStats(nn.Module):
             cb[lo].mean() if lo.any() else torch.zeros(()),
             cr[lo].mean() if lo.any() else torch.zeros(()),
             *cq,
+            cb.median(),
+            cr.median(),
             *grads,
             grads.max() - grads.min(),
+            *fine_coarse,
+            fine_coarse.max() - fine_coarse.min(),
             torch.log(l1 + _EPS),
             torch.log(l2 + _EPS),
             torch.log(l4 + _EPS),

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import VQScopeError
+from ..backbones import get_backbone_spec
 from ..hashing import file_sha256
 from .extractor import FeatureConfig, FeatureExtractor, VideoFeatures
 
@@ -43,8 +44,13 @@ class CachedFeatures:
 
 
 def config_key(config: FeatureConfig) -> str:
-    text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Settings and backbone code versions (those past 1 only, so keys of caches written
+    before versions existed stay valid)."""
+    data = config.to_dict()
+    versions = {n: get_backbone_spec(n).version for n in config.spatial + config.temporal}
+    if any(v > 1 for v in versions.values()):
+        data["backbone_versions"] = versions
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 content_hash = file_sha256  # a video's cache identity is its content
