@@ -64,6 +64,15 @@ FEATURE_NAMES = (
 )
 
 
+def _quantiles(x: torch.Tensor, qs: tuple[float, ...], bins: int, top: float) -> torch.Tensor:
+    """Quantiles of x in [0, top] from a histogram: exact for 8-bit luma at 256 bins, and
+    several times faster than sorting (torch.quantile) a crop's worth of pixels."""
+    hist = torch.histc(x.flatten(), bins=bins, min=0.0, max=top)
+    cdf = hist.cumsum(0) / hist.sum().clamp(min=1)
+    idx = torch.searchsorted(cdf, torch.tensor(qs, dtype=cdf.dtype)).clamp(max=bins - 1)
+    return (idx.to(x.dtype) + 0.5) * (top / bins)
+
+
 def _directional(y: torch.Tensor) -> torch.Tensor:
     """Mean absolute gradient along horizontal, vertical and both diagonals (per unit length)."""
     gh = (y[:, 1:] - y[:, :-1]).abs().mean()
@@ -91,13 +100,9 @@ class DetailStats(nn.Module):
 
     def _one(self, f: torch.Tensor) -> torch.Tensor:
         y, cb, cr = f[0], f[1] - 0.5, f[2] - 0.5
-        flat_y = y.flatten()
-        q = torch.quantile(flat_y[:: max(1, flat_y.numel() // 65536)],
-                           torch.tensor([0.01, 0.10, 0.50, 0.90, 0.99], dtype=y.dtype))
+        q = _quantiles(y, (0.01, 0.10, 0.50, 0.90, 0.99), bins=256, top=1.0)
         hi, lo = y >= q[3], y <= q[1]
-        chroma = torch.sqrt(cb * cb + cr * cr).flatten()
-        cq = torch.quantile(chroma[:: max(1, chroma.numel() // 65536)],
-                            torch.tensor([0.10, 0.25, 0.5, 0.99], dtype=y.dtype))
+        cq = _quantiles(torch.sqrt(cb * cb + cr * cr), (0.10, 0.25, 0.5, 0.99), bins=512, top=0.75)
 
         grads = torch.log(_directional(y) + _EPS)
         y4 = y[None, None]

@@ -44,6 +44,12 @@ FEATURE_NAMES = (
 )
 
 
+def _mean_var(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population variance in two plain passes (torch.var_mean is slower on one thread)."""
+    mean = x.mean(dim=dims, keepdim=True)
+    return mean.flatten(), (x - mean).square().mean(dim=dims)
+
+
 def _laplacian(y: torch.Tensor) -> torch.Tensor:
     """4-neighbour Laplacian of [N, 1, H, W] (valid region), by shifted slices: single-channel
     convolutions are slow on CPU, slices are memory-bound and fast."""
@@ -100,10 +106,10 @@ class FrameStats(nn.Module):
         entropy = -(p * torch.log2(p.clamp(min=1e-12))).sum(dim=1) / 5.0
 
         chroma = torch.sqrt(cb * cb + cr * cr).mean(dim=dims)
-        cb_var, cb_mean = torch.var_mean(cb, dim=dims, unbiased=False)
-        cr_var, cr_mean = torch.var_mean(cr, dim=dims, unbiased=False)
+        cb_mean, cb_var = _mean_var(cb, dims)
+        cr_mean, cr_var = _mean_var(cr, dims)
         colorfulness = torch.sqrt(cb_var + cr_var) + 0.3 * torch.sqrt(cb_mean**2 + cr_mean**2)
-        y_var, y_mean = torch.var_mean(y, dim=dims, unbiased=False)
+        y_mean, y_var = _mean_var(y, dims)
 
         feats = [
             torch.log(lap_abs + _EPS),
