@@ -99,3 +99,21 @@ def test_seek_starts_at_requested_time(video_factory):
     with VideoReader(path) as reader:
         first = next(reader.frames(start_s=6.0))
     assert first.time_s == pytest.approx(6.0, abs=0.5 / 24)
+
+
+def test_the_first_pass_goes_on_from_probing_and_a_second_pass_starts_over(video_factory):
+    import av
+
+    path = video_factory("passes.mp4", n=40, height=72, width=96)
+    with av.open(path) as container:
+        expected = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    with VideoReader(path) as reader:
+        first = [f.luma(1) for f in reader.frames()]
+        second = [f.luma(1) for f in reader.frames()]
+        later = [f.time_s for f in reader.frames(start_s=1.0)]
+    assert len(first) == len(second) == len(expected) == 40
+    # Every frame once, in order, the probed ones included: the same frames as a pass that
+    # seeks back to the start (the second), and as many as PyAV decodes.
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], first[-1])  # a moving picture, so order is tested
+    assert later and later[0] >= 1.0 - 1e-6

@@ -196,7 +196,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         return _probe_open(container, path)
 
 
-def _probe_open(container, path: str) -> VideoInfo:
+def _probe_open(container, path: str, opening: dict | None = None) -> VideoInfo:
     if container.format.name in _STILL_IMAGE_FORMATS:
         raise NotAVideoError(f"{path}: a still image ({container.format.name}), not a video", path)
     stream = _video_stream(container, path)
@@ -206,7 +206,7 @@ def _probe_open(container, path: str) -> VideoInfo:
     duration = _stream_duration(container, stream)
     declared_frames = int(stream.frames or 0)
 
-    first = _first_frame(container, stream, path)
+    first = _first_frame(container, stream, path, opening)
     rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
     sar = float(stream.sample_aspect_ratio) if stream.sample_aspect_ratio else 1.0
     coded_w, coded_h = first.width, first.height
@@ -255,14 +255,22 @@ def _rates_disagree(stream) -> bool:
     return abs(float(avg) - float(nominal)) / float(nominal) > 0.01
 
 
-def _first_frame(container, stream, path: str) -> av.VideoFrame:
-    bad = packets = 0
+def _first_frame(container, stream, path: str, opening: dict | None = None) -> av.VideoFrame:
+    """The first decodable frame. With `opening`, what was read on the way is handed over
+    (the demuxer mid-stream, the frames decoded, packet counts), so a reader can go on from
+    there instead of seeking back and decoding the first frames twice."""
+    bad = packets = read = 0
+    demux = container.demux(stream)
     try:
-        for packet in container.demux(stream):
+        for packet in demux:
             packets += packet.size > 0
+            read += 1
             try:
-                for frame in packet.decode():  # the last, empty packet flushes the decoder
-                    return frame
+                frames = list(packet.decode())  # the last, empty packet flushes the decoder
+                if frames:
+                    if opening is not None:
+                        opening.update(packets=demux, frames=frames, read=read, bad=bad)
+                    return frames[0]
             except av.error.InvalidDataError:
                 bad += 1
                 if bad > 50:
@@ -442,8 +450,12 @@ class VideoReader:
                 self._stream = _video_stream(self._container, self.path)
                 self._stream.thread_type = "AUTO"
                 self._stream.codec_context.thread_count = threads
-            self.info = _probe_open(self._container, self.path)
-            self._container.seek(0)  # probing decoded one frame
+            opening: dict = {}
+            self.info = _probe_open(self._container, self.path, opening)
+            # Probing decoded up to the first frame: the first pass over the stream goes on
+            # from there (no seek back, no second decode of the opening frames).
+            self._opening: dict | None = opening or None
+            self._used = False
         except BaseException:
             self._container.close()
             raise
@@ -468,14 +480,19 @@ class VideoReader:
         do); too many of them, or a stream that stops far short of its declared duration,
         raise a typed error instead of leading to a score of half a video.
         """
+        opening, self._opening = self._opening, None
         if start_s > 0:
+            opening = None
             target = int(start_s / self._time_base) + self._start_pts
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        elif opening is None and self._used:
+            self._container.seek(0)
+        self._used = True
         sar = self.info.sample_aspect_ratio
         index = -1
         fps = self.info.fps
         yielded = 0
-        for frame in self._decode():
+        for frame in self._decode(opening):
             index += 1
             if frame.pts is not None:
                 t = (frame.pts - self._start_pts) * self._time_base
@@ -490,9 +507,16 @@ class VideoReader:
         self.stats.reached_end = True
         self._check_complete(start_s, yielded)
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
+    def _decode(self, opening: dict | None = None) -> Iterator[av.VideoFrame]:
         try:
-            for packet in self._container.demux(self._stream):
+            if opening is not None:
+                self.stats.packets += opening["read"]
+                self.stats.bad_packets += opening["bad"]
+                yield from opening["frames"]
+                packets = opening["packets"]
+            else:
+                packets = self._container.demux(self._stream)
+            for packet in packets:
                 self.stats.packets += 1
                 try:
                     yield from packet.decode()
