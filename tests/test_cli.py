@@ -97,9 +97,11 @@ def test_models_and_backbones_and_probe(capsys, video_factory):
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
     assert any(m["id"].startswith("vqscope-lite@") for m in models)
+    newest = max((m["id"] for m in models if m["id"].startswith("vqscope-lite@")), key=lambda i: int(i.split("@")[1]))
+    assert [m["id"] for m in models if m["default"]] == [newest]
     assert main(["backbones", "--json"]) == 0
     names = {b["name"] for b in json.loads(capsys.readouterr().out)}
-    assert {"efficientnet_lite0", "motion_stats", "x3d_s"} <= names
+    assert {"efficientnet_lite0", "motion_stats", "x3d_s", "detail_stats"} <= names
     assert main(["probe", video_factory("a.mp4", n=48, seed=1), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["frame_count"] == 48
 

@@ -491,13 +491,17 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .zoo import list_models
+    from .zoo import list_models, resolve_model_path
 
     models = list_models()
+    # Which file a bare `vqscope score` uses: the card summary inside an older, immutable model
+    # file may still call itself the default.
+    default = resolve_model_path(None) if models else None
     if args.json:
         print(json.dumps([
             {"id": m.id, "path": str(m.path), "card": str(m.card_path) if m.card_path else None,
-             "description": m.description, "summary": m.summary, "size_bytes": m.size_bytes}
+             "description": m.description, "summary": m.summary, "size_bytes": m.size_bytes,
+             "default": m.path == default}
             for m in models
         ], indent=2))
         return 0
@@ -508,7 +512,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for col in ("model", "size", "description", "card"):
         table.add_column(col)
     for m in models:
-        table.add_row(m.id, f"{m.size_bytes / 1e6:.1f} MB", m.summary or m.description, str(m.card_path or ""))
+        name = f"{m.id} (default)" if m.path == default else m.id
+        table.add_row(name, f"{m.size_bytes / 1e6:.1f} MB", m.summary or m.description, str(m.card_path or ""))
     Console().print(table)
     return 0
 
