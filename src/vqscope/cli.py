@@ -550,7 +550,6 @@ def _feature_config(args: argparse.Namespace, experiment: Any = None) -> Any:
     """Feature settings: a training config's, a model's, or the default, then the flags."""
     from .features import FeatureConfig
     from .model import read_model_file
-    from .sampling import ClipPlanConfig
     from .zoo import resolve_model_path
 
     if experiment is not None:
@@ -566,13 +565,8 @@ def _feature_config(args: argparse.Namespace, experiment: Any = None) -> Any:
         if not eq or not name.strip() or not value.strip():
             raise ConfigError(f"--weights {item!r} is not BACKBONE=WEIGHTS")
         weights[name.strip()] = value.strip()
-    plan = base.clip_plan
     try:
-        plan = ClipPlanConfig(
-            clip_seconds=args.clip_seconds if args.clip_seconds is not None else plan.clip_seconds,
-            max_clips=args.max_clips if args.max_clips is not None else plan.max_clips,
-            window_frames=plan.window_frames,
-        )
+        plan = base.clip_plan.with_options(args.clip_seconds, args.max_clips)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     spatial = tuple(args.spatial) if args.spatial is not None else base.spatial

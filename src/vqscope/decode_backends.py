@@ -26,8 +26,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .errors import ConfigError, CorruptVideoError, RuntimeUnavailableError, TruncatedVideoError
-from .video import _TRUNCATION_MIN_GAP_S, _TRUNCATION_MIN_SHARE, DecodeStats, VideoInfo, VideoReader, probe
+from .errors import ConfigError, CorruptVideoError, RuntimeUnavailableError
+from .video import DecodeStats, VideoInfo, VideoReader, check_complete, probe
 
 DECODERS = ("auto", "pyav", "torchcodec", "nvdec")
 #: Frames decoded per torchcodec call: enough to keep NVDEC busy, few enough that a batch of
@@ -182,24 +182,7 @@ class TorchcodecReader:
                                   self._weights, self._full_range)
             index = stop
         self.stats.reached_end = True
-        self._check_complete(start_s, yielded)
-
-    def _check_complete(self, start_s: float, yielded: int) -> None:
-        declared = self.info.duration_s
-        if yielded == 0:
-            if start_s <= 0:
-                raise CorruptVideoError(f"{self.path}: no frame could be decoded", self.path)
-            if declared - start_s > _TRUNCATION_MIN_GAP_S:
-                raise TruncatedVideoError(
-                    f"{self.path}: truncated, no frame after {start_s:.2f} s of {declared:.2f} s declared", self.path
-                )
-            return
-        decoded_end = self.stats.last_time_s + 1.0 / max(self.info.fps, 1e-6)
-        if decoded_end < _TRUNCATION_MIN_SHARE * declared and declared - decoded_end > _TRUNCATION_MIN_GAP_S:
-            raise TruncatedVideoError(
-                f"{self.path}: truncated, frames stop at {decoded_end:.2f} s of {declared:.2f} s declared", self.path
-            )
-
+        check_complete(self.path, self.info, self.stats, start_s, yielded)
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()

@@ -297,15 +297,8 @@ class DecodeSpec:
 
     @classmethod
     def of(cls, features: Any, settings: BatchSettings) -> "DecodeSpec":
-        from .sampling import ClipPlanConfig
-
-        base = features.clip_plan
         try:
-            plan = ClipPlanConfig(
-                clip_seconds=settings.clip_seconds if settings.clip_seconds is not None else base.clip_seconds,
-                max_clips=settings.max_clips if settings.max_clips is not None else base.max_clips,
-                window_frames=base.window_frames,
-            )
+            plan = features.clip_plan.with_options(settings.clip_seconds, settings.max_clips)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return cls(features.to_dict(), plan.to_dict(), settings.max_download_bytes)

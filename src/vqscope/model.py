@@ -30,7 +30,6 @@ from .errors import ModelFileError
 from .features import FeatureConfig, FeatureExtractor, VideoFeatures
 from .heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
 from .result import ClipResult, DimensionScore, Result
-from .sampling import ClipPlanConfig
 from .taxonomy import DIMENSIONS
 
 FORMAT = "vqscope-model"
@@ -135,13 +134,7 @@ class Model:
     ) -> Result:
         """Score one video file. Raises a `VQScopeError` subclass for unusable input."""
         started = time.perf_counter()
-        plan = self.features.clip_plan
-        if max_clips is not None or clip_seconds is not None:
-            plan = ClipPlanConfig(
-                clip_seconds=clip_seconds if clip_seconds is not None else plan.clip_seconds,
-                max_clips=max_clips if max_clips is not None else plan.max_clips,
-                window_frames=plan.window_frames,
-            )
+        plan = self.features.clip_plan.with_options(clip_seconds, max_clips)
         video_features = self.extractor.extract(path, plan, on_clip=on_clip)
         result = self.result_from_features(video_features, os.fspath(path))
         result.elapsed_s = time.perf_counter() - started

@@ -31,6 +31,16 @@ class ClipPlanConfig:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def with_options(self, clip_seconds: float | None = None, max_clips: int | None = None) -> "ClipPlanConfig":
+        """This plan with a caller's --clip-seconds / --max-clips where given (None keeps ours)."""
+        if clip_seconds is None and max_clips is None:
+            return self
+        return ClipPlanConfig(
+            clip_seconds=clip_seconds if clip_seconds is not None else self.clip_seconds,
+            max_clips=max_clips if max_clips is not None else self.max_clips,
+            window_frames=self.window_frames,
+        )
+
 
 @dataclass(frozen=True)
 class ClipSpec:

@@ -542,29 +542,32 @@ class VideoReader:
             )
 
     def _check_complete(self, start_s: float, yielded: int) -> None:
-        declared = self.info.duration_s
-        if yielded == 0:
-            if start_s <= 0:
-                raise CorruptVideoError(f"{self.path}: no frame could be decoded", self.path)
-            if declared - start_s > _TRUNCATION_MIN_GAP_S:
-                raise TruncatedVideoError(
-                    f"{self.path}: truncated, no frame after {start_s:.2f} s of {declared:.2f} s declared", self.path
-                )
-            return  # asked for a time at or past the end
-        frame_period = 1.0 / max(self.info.fps, 1e-6)
-        decoded_end = self.stats.last_time_s + frame_period
-        gap = declared - decoded_end
-        if decoded_end < _TRUNCATION_MIN_SHARE * declared and gap > _TRUNCATION_MIN_GAP_S:
-            raise TruncatedVideoError(
-                f"{self.path}: truncated, frames stop at {decoded_end:.2f} s of {declared:.2f} s declared",
-                self.path,
-            )
+        check_complete(self.path, self.info, self.stats, start_s, yielded)
 
     @property
     def decode_warnings(self) -> list[str]:
         if self.stats.bad_packets:
             return [f"{self.stats.bad_packets} damaged packet(s) skipped while decoding"]
         return []
+
+
+def check_complete(path: str, info: VideoInfo, stats: DecodeStats, start_s: float, yielded: int) -> None:
+    """After a pass from `start_s` that yielded `yielded` frames: refuse a stream that gave no
+    frame, or stopped far short of its declared duration (any decoder back-end)."""
+    declared = info.duration_s
+    if yielded == 0:
+        if start_s <= 0:
+            raise CorruptVideoError(f"{path}: no frame could be decoded", path)
+        if declared - start_s > _TRUNCATION_MIN_GAP_S:
+            raise TruncatedVideoError(
+                f"{path}: truncated, no frame after {start_s:.2f} s of {declared:.2f} s declared", path
+            )
+        return  # asked for a time at or past the end
+    decoded_end = stats.last_time_s + 1.0 / max(info.fps, 1e-6)
+    if decoded_end < _TRUNCATION_MIN_SHARE * declared and declared - decoded_end > _TRUNCATION_MIN_GAP_S:
+        raise TruncatedVideoError(
+            f"{path}: truncated, frames stop at {decoded_end:.2f} s of {declared:.2f} s declared", path
+        )
 
 
 def iter_frames(path: str | os.PathLike[str]) -> Iterator[DecodedFrame]:

@@ -206,14 +206,7 @@ class ScoringPipeline:
         self.infer_threads = infer_threads or cores
         self.torch_threads = max(1, torch_threads)
         self.decoder_threads = decoder_threads
-        plan = model.features.clip_plan
-        if max_clips is not None or clip_seconds is not None:
-            plan = ClipPlanConfig(
-                clip_seconds=clip_seconds if clip_seconds is not None else plan.clip_seconds,
-                max_clips=max_clips if max_clips is not None else plan.max_clips,
-                window_frames=plan.window_frames,
-            )
-        self.plan_config = plan
+        self.plan_config = model.features.clip_plan.with_options(clip_seconds, max_clips)
         self.preparer = ClipPreparer.for_config(model.features)  # what decode workers prepare
         self.peak_in_flight = 0  # most videos submitted but not yet scored at once (diagnostics)
         self._pool: ProcessPoolExecutor | None = None
