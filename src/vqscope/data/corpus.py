@@ -19,18 +19,19 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 from ..features import FeatureConfig
-from ..features.cache import FeatureCache, fill_cache
+from ..features.cache import CachedFeatures, FeatureCache, fill_cache
 from .distortions import TYPES, apply
 from .encode import write_video
 from .fr_target import frame_targets, luma_of_rgb, luma_of_video
 from .sources import Source, source_frames
 
 Recipe = tuple[tuple[str, int], ...]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -97,28 +98,36 @@ def recipe_id(recipe: Recipe) -> str:
     return "+".join(f"{n}{lvl}" for n, lvl in recipe) or "pristine"
 
 
-def _stable_hash(text: str) -> int:
+def stable_hash(text: str) -> int:
+    """A seed from a name: corpora seed by names, not positions, so reordering changes nothing."""
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A name made safe for a file name."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def read_index(folder: str | os.PathLike[str], record: Callable[..., R], files: Callable[[R], Sequence[str]]) -> list[R]:
+    """Records of a corpus folder's samples.jsonl whose files (relative paths) are all present;
+    the last record of an id wins, and a line cut short by an interrupted build is skipped."""
+    root = Path(folder)
+    index = root / "samples.jsonl"
+    found: dict[str, R] = {}
+    if index.exists():
+        for line in index.read_text().splitlines():
+            try:
+                s = record(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue
+            if all((root / f).is_file() for f in files(s)):
+                found[s.id] = s
+    return list(found.values())
 
 
 def read_samples(folder: str | os.PathLike[str]) -> list[Sample]:
     """Samples recorded in a corpus folder whose files are all present (last record wins)."""
-    root = Path(folder)
-    index = root / "samples.jsonl"
-    found: dict[str, Sample] = {}
-    if index.exists():
-        for line in index.read_text().splitlines():
-            try:
-                s = Sample(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line cut short by an interrupted build
-            if (root / s.video).is_file() and (root / s.targets).is_file():
-                found[s.id] = s
-    return list(found.values())
+    return read_index(folder, Sample, lambda s: (s.video, s.targets))
 
 
 def render_corpus(
@@ -138,9 +147,9 @@ def render_corpus(
             for segment in range(segments):
                 # Seeds derive from names, not positions, so a resumed or reordered build
                 # renders exactly the same samples.
-                rng = np.random.default_rng([config.seed, _stable_hash(source.name), segment])
+                rng = np.random.default_rng([config.seed, stable_hash(source.name), segment])
                 todo = [r for r in recipes_for(rng, config.combos)
-                        if f"{_slug(source.name)}~{segment}~{recipe_id(r)}" not in done]
+                        if f"{slug(source.name)}~{segment}~{recipe_id(r)}" not in done]
                 if not todo:
                     continue
                 frames, fps = source_frames(source, config.seconds, rng, segment)
@@ -150,7 +159,7 @@ def render_corpus(
                 source_half = luma_of_rgb(frames)
                 for recipe in todo:
                     sample_rng = np.random.default_rng(
-                        [config.seed, _stable_hash(source.name), segment, _stable_hash(recipe_id(recipe))]
+                        [config.seed, stable_hash(source.name), segment, stable_hash(recipe_id(recipe))]
                     )
                     sample = _render_sample(source, segment, recipe, frames, source_half, fps, root, sample_rng)
                     index.write(json.dumps(asdict(sample)) + "\n")
@@ -162,7 +171,7 @@ def render_corpus(
 
 def _render_sample(source, segment, recipe, frames, source_half, fps, root: Path, rng) -> Sample:
     started = time.perf_counter()
-    sid = f"{_slug(source.name)}~{segment}~{recipe_id(recipe)}"
+    sid = f"{slug(source.name)}~{segment}~{recipe_id(recipe)}"
     distorted = apply(frames, recipe, rng)
     video = Path("videos") / f"{sid}.mp4"
     write_video(root / video, distorted.frames, fps, crf=distorted.crf)
@@ -191,27 +200,38 @@ def extract_corpus_features(
 ) -> ClipSet:
     """Features (through the feature cache) and clip targets of every sample."""
     root = Path(folder)
-    cache = FeatureCache(root / "features", config)
-    paths = [str(root / s.video) for s in samples]
-
-    def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            log(f"features: {done}/{total}")
-
-    report = fill_cache(paths, cache, workers=workers, on_progress=progress)
-    if report.failed:
-        raise RuntimeError(f"feature extraction failed for {len(report.failed)} corpus videos: "
-                           f"{next(iter(report.failed.items()))}")
+    cached_features = corpus_features(root, [s.video for s in samples], config, workers, log)
     feats, targets, owner = [], [], []
-    for i, (s, path) in enumerate(zip(samples, paths)):
-        cached = cache.get(path)
-        assert cached is not None
+    for i, (s, cached) in enumerate(zip(samples, cached_features)):
         frame = np.load(root / s.targets)
         clip_t = clip_targets(frame["times"], frame["target"], cached.spans)
         feats.append(cached.features)
         targets.append(clip_t)
         owner.append(np.full(len(clip_t), i))
     return ClipSet(np.concatenate(feats), np.concatenate(targets), np.concatenate(owner), list(samples))
+
+
+def corpus_features(
+    folder: Path, videos: Sequence[str], config: FeatureConfig, workers: int, log: Callable[[str], None]
+) -> list[CachedFeatures]:
+    """Cached features of corpus videos (paths relative to `folder`), extracting what is missing."""
+    cache = FeatureCache(folder / "features", config)
+    paths = [str(folder / v) for v in videos]
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            log(f"features: {done}/{total}")
+
+    report = fill_cache(paths, cache, workers=workers, on_progress=progress)
+    if report.failed:
+        raise RuntimeError(f"feature extraction failed for {len(report.failed)} corpus videos: "
+                           f"{next(iter(report.failed.items()))}")
+    out = []
+    for path in paths:
+        cached = cache.get(path)
+        assert cached is not None
+        out.append(cached)
+    return out
 
 
 def clip_targets(times: np.ndarray, frame_target: np.ndarray, spans: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ build renders the same recipes.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import multiprocessing
 import os
@@ -33,6 +32,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
+from .corpus import corpus_features, read_index, slug, stable_hash
 from .distortions import TYPES, Step, apply, quality_loss, span_frames
 from .encode import write_video
 from .sources import Source, source_frames
@@ -79,10 +79,6 @@ class SynthSample:
 
 
 Recipe = tuple[Step, ...]
-
-
-def stable_hash(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 def source_split(name: str, config: SynthConfig) -> str:
@@ -155,10 +151,6 @@ def dimension_targets(levels: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
-
-
 def _fit(frames: list[np.ndarray], max_long_side: int) -> list[np.ndarray]:
     from .distortions import resize_frames
 
@@ -198,18 +190,7 @@ def sources_from_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Source]:
 
 def read_samples(folder: str | os.PathLike[str]) -> list[SynthSample]:
     """Samples recorded in a corpus folder whose files are present (last record wins)."""
-    root = Path(folder)
-    index = root / "samples.jsonl"
-    found: dict[str, SynthSample] = {}
-    if index.exists():
-        for line in index.read_text().splitlines():
-            try:
-                s = SynthSample(**json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue  # a line cut short by an interrupted build
-            if (root / s.video).is_file() and (root / s.labels).is_file():
-                found[s.id] = s
-    return list(found.values())
+    return read_index(folder, SynthSample, lambda s: (s.video, s.labels))
 
 
 @dataclass(frozen=True)
@@ -226,7 +207,7 @@ def _units(sources: Sequence[Source], config: SynthConfig, done: set[str]) -> It
         for segment in range(config.segments if source.kind == "video" else 1):
             rng = np.random.default_rng([config.seed, stable_hash(source.name), segment])
             todo = tuple(r for r in recipes_for(rng, config)
-                         if f"{_slug(source.name)}~{segment}~{recipe_id(r)}" not in done)
+                         if f"{slug(source.name)}~{segment}~{recipe_id(r)}" not in done)
             if todo:
                 yield _Unit(source, segment, split, todo)
 
@@ -248,7 +229,7 @@ def _render_unit(args: tuple[_Unit, SynthConfig, str]) -> list[dict] | str:
     out = []
     for recipe in unit.todo:
         started = time.perf_counter()
-        sid = f"{_slug(unit.source.name)}~{unit.segment}~{recipe_id(recipe)}"
+        sid = f"{slug(unit.source.name)}~{unit.segment}~{recipe_id(recipe)}"
         sample_rng = np.random.default_rng([config.seed, stable_hash(sid)])
         distorted = apply(frames, recipe, sample_rng)
         video = Path("videos") / f"{sid}.mp4"
@@ -355,24 +336,10 @@ def extract_synth_features(
     log: Callable[[str], None] = print,
 ) -> FineClipSet:
     """Features of every sample (through the feature cache) and its clip labels."""
-    from ..features.cache import FeatureCache, fill_cache
-
     root = Path(folder)
-    cache = FeatureCache(root / "features", config)
-    paths = [str(root / s.video) for s in samples]
-
-    def progress(done: int, total: int) -> None:
-        if done % 100 == 0 or done == total:
-            log(f"features: {done}/{total}")
-
-    report = fill_cache(paths, cache, workers=workers, on_progress=progress)
-    if report.failed:
-        raise RuntimeError(f"feature extraction failed for {len(report.failed)} corpus videos: "
-                           f"{next(iter(report.failed.items()))}")
+    cached_features = corpus_features(root, [s.video for s in samples], config, workers, log)
     feats, dims, pres, owner = [], [], [], []
-    for i, (s, path) in enumerate(zip(samples, paths)):
-        cached = cache.get(path)
-        assert cached is not None
+    for i, (s, cached) in enumerate(zip(samples, cached_features)):
         labels = np.load(root / s.labels)
         d, p = clip_labels(labels["times"], labels["levels"], cached.spans)
         feats.append(cached.features)
