@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from card_common import ROOT, ZOO, log, score_real_clips, sources_and_provenance
 from vqscope import __version__
 from vqscope.calibration import Calibration, fingerprint
 from vqscope.data.distortions import TYPES, quality_loss
@@ -41,16 +42,6 @@ from vqscope.model import Model, ModelInfo
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
 from vqscope.train import fit_fine, pooled_probabilities, predict_fine, video_means
 
-ROOT = Path(__file__).resolve().parents[1]
-ZOO = ROOT / "src" / "vqscope" / "model_zoo"
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
-REAL_CLIPS = {
-    "ugc_1724.mp4": "LSVQ yfcc-batch3/1724, MOS 56.09 / 100",
-    "konvid_2999049224.mp4": "KoNViD-1k 2999049224 (centre crop), MOS 3.44 / 5",
-    "kinetics_HyZMiWeJyMw_000072_000082.mp4": "Kinetics-400, 1280x720, no MOS",
-    "kinetics_eWgy8eG3stA_000164_000174.mp4": "Kinetics-400, 480x360, no MOS",
-    "kinetics_FEQ-gdkTN4Q_000008_000018.mp4": "Kinetics-400, 192x144, no MOS",
-}
 TARGET_AUC, TARGET_SROCC = 0.90, 0.80
 # Feature sets compared by cross-validation over the training sources; features are extracted
 # once for their union and sliced (each backbone's block does not depend on the others).
@@ -93,10 +84,6 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
         log(f"{folds}-fold CV, {set_name}: mean AUC {out[set_name]['mean_auc']:.4f}, "
             f"mean SROCC {out[set_name]['mean_srocc']:.4f}")
     return out
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main() -> int:
@@ -251,24 +238,6 @@ def evaluate(network, clips, samples, video_dims, video_presence, test_v) -> dic
     return out
 
 
-def score_real_clips(model: Model) -> list[dict]:
-    if not SHARED_MEDIA.is_dir():
-        log(f"{SHARED_MEDIA} not found: real clips not scored")
-        return []
-    out = []
-    for name, about in REAL_CLIPS.items():
-        path = SHARED_MEDIA / name
-        if path.is_file():
-            r = model.score(path)
-            top = sorted(r.distortions.items(), key=lambda kv: -kv[1])[:3]
-            out.append({"clip": name, "about": about, "score": round(r.score, 1), "grade": r.grade,
-                        "scaled": round(r.scaled_score or 0, 1), "resolution": f"{r.width}x{r.height}",
-                        "dimensions": {d: round(v.score, 1) for d, v in r.dimensions.items()},
-                        "top_distortions": {k: round(v, 2) for k, v in top}})
-            log(f"{name}: {r.score:.1f} ({r.grade}); {out[-1]['dimensions']}; {out[-1]['top_distortions']}")
-    return sorted(out, key=lambda d: -d["score"])
-
-
 def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) -> None:
     t = model.info.training
     c = t["corpus"]
@@ -399,15 +368,8 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "  video of the corpus gives two clips: a distortion confined to a stretch is located only roughly (the",
         "  'Time' figure above). Trained at most at " f"{c['max_long_side']} pixels wide, so 1080p and 4K are not validated.",
         "",
-        "## Sources",
-        "",
-        "| source | kind | origin | split |",
-        "| --- | --- | --- | --- |",
     ]
-    for s in t["sources"]:
-        lines.append(f"| {s['name']} | {s['kind']} | {s['origin']} | {s['split']} |")
-    lines += ["", f"Trained with vqscope {t['vqscope']} on {t['date']} (Python {t['python']}, torch {t['torch']}) in "
-              f"{t['seconds'] / 60:.0f} minutes of compute, rendering included: `python scripts/train_fine.py`.", ""]
+    lines += sources_and_provenance(t, "train_fine.py")
     path.write_text("\n".join(lines))
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from card_common import ROOT, ZOO, log, score_real_clips, sources_and_provenance
 from vqscope import __version__
 from vqscope.calibration import Calibration, fingerprint
 from vqscope.data.corpus import CorpusConfig, extract_corpus_features, render_corpus
@@ -39,21 +40,6 @@ from vqscope.metrics import agreement
 from vqscope.model import Model, ModelInfo
 from vqscope.train import FitResult, fit_ridge, predict_clips, video_means
 
-ROOT = Path(__file__).resolve().parents[1]
-ZOO = ROOT / "src" / "vqscope" / "model_zoo"
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
-# Real clips used only to check the trained model; human MOS where published.
-REAL_CLIPS = {
-    "ugc_1724.mp4": "LSVQ yfcc-batch3/1724, MOS 56.09 / 100",
-    "konvid_2999049224.mp4": "KoNViD-1k 2999049224 (centre crop), MOS 3.44 / 5",
-    "kinetics_HyZMiWeJyMw_000072_000082.mp4": "Kinetics-400, 1280x720, no MOS",
-    "kinetics_eWgy8eG3stA_000164_000174.mp4": "Kinetics-400, 480x360, no MOS",
-    "kinetics_FEQ-gdkTN4Q_000008_000018.mp4": "Kinetics-400, 192x144, no MOS",
-}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def split_sources(names: list[str], test_share: float, val_share: float, seed: int) -> dict[str, str]:
@@ -183,21 +169,6 @@ def cross_validate(clips, samples, video_targets, seed: int, folds: int = 5) -> 
     return scores
 
 
-def score_real_clips(model: Model) -> list[dict]:
-    if not SHARED_MEDIA.is_dir():
-        log(f"{SHARED_MEDIA} not found: real clips not scored")
-        return []
-    out = []
-    for name, about in REAL_CLIPS.items():
-        path = SHARED_MEDIA / name
-        if path.is_file():
-            r = model.score(path)
-            out.append({"clip": name, "about": about, "score": round(r.score, 1), "grade": r.grade,
-                        "scaled": round(r.scaled_score or 0, 1), "resolution": f"{r.width}x{r.height}"})
-            log(f"{name}: {r.score:.1f} ({r.grade})")
-    return sorted(out, key=lambda d: -d["score"])
-
-
 def write_card(path: Path, model: Model, samples, split, evaluation, real) -> None:
     t = model.info.training
     ev = evaluation
@@ -280,15 +251,8 @@ def write_card(path: Path, model: Model, samples, split, evaluation, real) -> No
         "  distortion confined to the borders is seen only by the statistics. Trained on 720p and smaller;",
         "  1080p and 4K are not validated separately.",
         "",
-        "## Sources",
-        "",
-        "| source | kind | origin | split |",
-        "| --- | --- | --- | --- |",
     ]
-    for s in t["sources"]:
-        lines.append(f"| {s['name']} | {s['kind']} | {s['origin']} | {s['split']} |")
-    lines += ["", f"Trained with vqscope {t['vqscope']} on {t['date']} (Python {t['python']}, torch {t['torch']}) in "
-              f"{t['seconds'] / 60:.0f} minutes of compute, rendering included: `python scripts/train_vqscope_lite.py`.", ""]
+    lines += sources_and_provenance(t, "train_vqscope_lite.py")
     path.write_text("\n".join(lines))
 
 

@@ -1,0 +1,60 @@
+"""What the training scripts of the shipped models share: where models and real clips live,
+the real clips every model card reports on, logging, and the card's closing sections."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from vqscope.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "src" / "vqscope" / "model_zoo"
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+# Real clips used only to check a trained model; human MOS where published.
+REAL_CLIPS = {
+    "ugc_1724.mp4": "LSVQ yfcc-batch3/1724, MOS 56.09 / 100",
+    "konvid_2999049224.mp4": "KoNViD-1k 2999049224 (centre crop), MOS 3.44 / 5",
+    "kinetics_HyZMiWeJyMw_000072_000082.mp4": "Kinetics-400, 1280x720, no MOS",
+    "kinetics_eWgy8eG3stA_000164_000174.mp4": "Kinetics-400, 480x360, no MOS",
+    "kinetics_FEQ-gdkTN4Q_000008_000018.mp4": "Kinetics-400, 192x144, no MOS",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def score_real_clips(model: Model) -> list[dict]:
+    """The real clips of ../shared/media (never trained on) as the model scores them, best first;
+    a fine-grained model's dimensions and three likeliest distortions included."""
+    if not SHARED_MEDIA.is_dir():
+        log(f"{SHARED_MEDIA} not found: real clips not scored")
+        return []
+    out = []
+    for name, about in REAL_CLIPS.items():
+        path = SHARED_MEDIA / name
+        if not path.is_file():
+            continue
+        r = model.score(path)
+        row = {"clip": name, "about": about, "score": round(r.score, 1), "grade": r.grade,
+               "scaled": round(r.scaled_score or 0, 1), "resolution": f"{r.width}x{r.height}"}
+        if r.distortions:
+            top = sorted(r.distortions.items(), key=lambda kv: -kv[1])[:3]
+            row["dimensions"] = {d: round(v.score, 1) for d, v in r.dimensions.items()}
+            row["top_distortions"] = {k: round(v, 2) for k, v in top}
+        out.append(row)
+        log(f"{name}: {r.score:.1f} ({r.grade})" + (f"; {row['dimensions']}; {row['top_distortions']}"
+                                                     if r.distortions else ""))
+    return sorted(out, key=lambda d: -d["score"])
+
+
+def sources_and_provenance(training: dict, script: str) -> list[str]:
+    """The card's closing lines: every source with its split, and how the model was made."""
+    lines = ["## Sources", "", "| source | kind | origin | split |", "| --- | --- | --- | --- |"]
+    for s in training["sources"]:
+        lines.append(f"| {s['name']} | {s['kind']} | {s['origin']} | {s['split']} |")
+    lines += ["", f"Trained with vqscope {training['vqscope']} on {training['date']} (Python {training['python']}, "
+              f"torch {training['torch']}) in {training['seconds'] / 60:.0f} minutes of compute, rendering included: "
+              f"`python scripts/{script}`.", ""]
+    return lines
