@@ -3,9 +3,16 @@ the real clips every model card reports on, logging, and the card's closing sect
 
 from __future__ import annotations
 
+import datetime as dt
+import platform
 import time
 from pathlib import Path
+from typing import Mapping, Sequence
 
+import torch
+
+from vqscope import __version__
+from vqscope.data.sources import Source
 from vqscope.model import Model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +30,18 @@ REAL_CLIPS = {
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def provenance(sources: Sequence[Source], split_of: Mapping[str, str]) -> dict:
+    """What a model's training record says of how and from what it was made."""
+    return {
+        "vqscope": __version__,
+        "date": dt.date.today().isoformat(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sources": [{"name": s.name, "kind": s.kind, "origin": s.origin, "split": split_of.get(s.name, "unused")}
+                    for s in sources],
+    }
 
 
 def score_real_clips(model: Model) -> list[dict]:

@@ -19,10 +19,8 @@ Steps (each resumable):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from card_common import ROOT, ZOO, log, score_real_clips, sources_and_provenance
-from vqscope import __version__
+from card_common import ROOT, ZOO, log, provenance, score_real_clips, sources_and_provenance
 from vqscope.calibration import Calibration, fingerprint
 from vqscope.data.distortions import TYPES, quality_loss
 from vqscope.data.sources import fetch_debian_files, python_package_sources
@@ -146,12 +143,7 @@ def main() -> int:
                                   fingerprint(s.id for s in samples))
     split_of = {s.source: s.split for s in samples}
     training = {
-        "vqscope": __version__,
-        "date": dt.date.today().isoformat(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "sources": [{"name": s.name, "kind": s.kind, "origin": s.origin, "split": split_of.get(s.name, "unused")}
-                    for s in sources],
+        **provenance(sources, split_of),
         "corpus": {**{k: v for k, v in synth_config.__dict__.items()}, "samples": n,
                    "clips": int(clips.features.shape[0]),
                    "distortions": {t: list(TYPES[t].levels) for t in DISTORTION_TYPES}},

@@ -19,9 +19,7 @@ Takes about an hour and a half on two CPU cores (default corpus size), almost al
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from card_common import ROOT, ZOO, log, score_real_clips, sources_and_provenance
-from vqscope import __version__
+from card_common import ROOT, ZOO, log, provenance, score_real_clips, sources_and_provenance
 from vqscope.calibration import Calibration, fingerprint
-from vqscope.data.corpus import CorpusConfig, extract_corpus_features, render_corpus
+from vqscope.data.corpus import LITE_TYPES, CorpusConfig, extract_corpus_features, render_corpus
 from vqscope.data.distortions import TYPES
 from vqscope.data.sources import fetch_debian_files, python_package_sources
 from vqscope.features import FeatureConfig
@@ -53,7 +50,7 @@ def split_sources(names: list[str], test_share: float, val_share: float, seed: i
 def per_type(pred: np.ndarray, samples, videos: np.ndarray) -> dict[str, dict]:
     """Agreement within each distortion type: its samples plus the undistorted ones."""
     out = {}
-    for name in TYPES:
+    for name in LITE_TYPES:
         keep = [i for i in videos if not samples[i].recipe or any(step[0] == name for step in samples[i].recipe)]
         if len(keep) > 5:
             out[name] = agreement(pred[keep], [samples[i].video_target for i in keep]).to_dict()
@@ -113,14 +110,9 @@ def main() -> int:
     calibration = Calibration.fit(video_pred, f"vqscope synthetic corpus v{args.version} ({len(samples)} videos)",
                                   fingerprint(s.id for s in samples))
     training = {
-        "vqscope": __version__,
-        "date": dt.date.today().isoformat(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "sources": [{"name": s.name, "kind": s.kind, "origin": s.origin, "split": split.get(s.name, "unused")}
-                    for s in sources],
+        **provenance(sources, split),
         "corpus": {**corpus_config.__dict__, "samples": len(samples), "clips": int(clips.features.shape[0]),
-                   "distortions": {k: list(v.levels) for k, v in TYPES.items()}},
+                   "distortions": {k: list(TYPES[k].levels) for k in LITE_TYPES}},
         "target": "per-frame GMSD of each shown frame against its source frame -> 100*exp(-GMSD/0.08), "
                   "times exp(-D/40) for temporal displacement D (dropped frames); clip target = mean over frames",
         "train_config": train_config,
