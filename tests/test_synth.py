@@ -718,3 +718,17 @@ def test_cli_synth_renders_a_tiny_corpus(capsys, source_files, tmp_path):
     samples = read_samples(out)
     assert len(samples) == n and {(s.width, s.height) for s in samples} == {(128, 96)}  # capped long side
     assert "rendered" in captured.err
+
+
+def test_cli_synth_with_unreadable_sources_does_not_report_success(capsys, source_files, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes((source_files / "clipA.mp4").read_bytes()[:2000])  # cut off: no index
+    code = main(["synth", str(broken), "--out", str(tmp_path / "only-broken"), "--seconds", "0.7"])
+    lines = error_lines(capsys)
+    assert code not in (0, 3) and lines[-1].startswith("vqscope: error: no sample could be rendered")
+    code = main(["synth", str(broken), str(source_files / "clipA.mp4"), "--out", str(tmp_path / "mixed"),
+                 "--seconds", "0.7", "--pairs", "0", "--triples", "0", "--max-long-side", "128"])
+    captured = capsys.readouterr()
+    assert code == 3  # some sources failed
+    assert "1 source(s) gave no sample: broken" in captured.err
+    assert len(read_samples(tmp_path / "mixed")) == 1 + len(ALL_SINGLES)

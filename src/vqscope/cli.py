@@ -242,6 +242,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from .data.synth import SynthConfig, sources_from_paths, synthesize
+    from .errors import CorruptVideoError
 
     if not args.seconds > 0.5:
         raise ConfigError("--seconds must be more than 0.5 (a clip needs a few frames)")
@@ -273,8 +274,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
         raise OutputError(f"{args.out}: cannot write the corpus ({exc.strerror or exc})", args.out) from None
     splits = {k: sum(s.split == k for s in samples) for k in ("train", "val", "test")}
+    rendered = {s.source for s in samples}
+    missing = [n for n in names if n not in rendered]
+    if not samples:
+        raise CorruptVideoError(f"no sample could be rendered: every source was skipped ({missing[0]}: see above)")
     print(f"{len(samples)} samples in {args.out} ({splits['train']} train, {splits['val']} val, "
-          f"{splits['test']} test) from {len({s.source for s in samples})} sources")
+          f"{splits['test']} test) from {len(rendered)} sources")
+    if missing:
+        print(f"vqscope: {len(missing)} source(s) gave no sample: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     return 0
 
 
