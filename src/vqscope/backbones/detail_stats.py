@@ -21,10 +21,10 @@ damage it carries needs a few more textbook measures, at the same native-resolut
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
+from .stats_ops import code_histogram, codes, half_scale, histogram_quantiles, laplacian, lower_median_code, mean_var
 
 _EPS = 1e-4
 
@@ -64,28 +64,20 @@ FEATURE_NAMES = (
 )
 
 
-def _quantiles(x: torch.Tensor, qs: tuple[float, ...], bins: int, top: float) -> torch.Tensor:
-    """Quantiles of x in [0, top] from a histogram: exact for 8-bit luma at 256 bins, and
-    several times faster than sorting (torch.quantile) a crop's worth of pixels."""
-    hist = torch.histc(x.flatten(), bins=bins, min=0.0, max=top)
-    cdf = hist.cumsum(0) / hist.sum().clamp(min=1)
-    idx = torch.searchsorted(cdf, torch.tensor(qs, dtype=cdf.dtype)).clamp(max=bins - 1)
-    return (idx.to(x.dtype) + 0.5) * (top / bins)
+def _directional(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean absolute gradient along horizontal, vertical and both diagonals (per unit length),
+    and the share of horizontal and vertical neighbours that are exactly equal (flat runs)."""
+    ah, av = y.diff(dim=1).abs_(), y.diff(dim=0).abs_()
+    gd1 = (y[1:, 1:] - y[:-1, :-1]).abs_().mean() / 1.4142
+    gd2 = (y[1:, :-1] - y[:-1, 1:]).abs_().mean() / 1.4142
+    step = 0.5 / 255.0
+    flat = torch.stack([(ah < step).float().mean(), (av < step).float().mean()])
+    return torch.stack([ah.mean(), av.mean(), gd1, gd2]), flat
 
 
-def _directional(y: torch.Tensor) -> torch.Tensor:
-    """Mean absolute gradient along horizontal, vertical and both diagonals (per unit length)."""
-    gh = (y[:, 1:] - y[:, :-1]).abs().mean()
-    gv = (y[1:, :] - y[:-1, :]).abs().mean()
-    gd1 = (y[1:, 1:] - y[:-1, :-1]).abs().mean() / 1.4142
-    gd2 = (y[1:, :-1] - y[:-1, 1:]).abs().mean() / 1.4142
-    return torch.stack([gh, gv, gd1, gd2])
-
-
-def _lap_abs(y: torch.Tensor) -> torch.Tensor:
-    c = y[:, :, 1:-1, 1:-1]
-    lap = y[:, :, :-2, 1:-1] + y[:, :, 2:, 1:-1] + y[:, :, 1:-1, :-2] + y[:, :, 1:-1, 2:] - 4 * c
-    return lap
+# Code k of a plane in [0, 1] is the value k / 255; comparisons against thresholds are made
+# on these values, as they were on the pixels.
+_LEVELS = torch.arange(256, dtype=torch.float32) / 255.0
 
 
 class DetailStats(nn.Module):
@@ -99,37 +91,51 @@ class DetailStats(nn.Module):
     forward = features
 
     def _one(self, f: torch.Tensor) -> torch.Tensor:
-        y, cb, cr = f[0], f[1] - 0.5, f[2] - 0.5
-        q = _quantiles(y, (0.01, 0.10, 0.50, 0.90, 0.99), bins=256, top=1.0)
-        hi, lo = y >= q[3], y <= q[1]
-        cq = _quantiles(torch.sqrt(cb * cb + cr * cr), (0.10, 0.25, 0.5, 0.99), bins=512, top=0.75)
+        y = f[0].contiguous()
+        cb, cr = f[1] - 0.5, f[2] - 0.5
+        y_codes = codes(y)
+        hist = code_histogram(y_codes)
+        q = histogram_quantiles(hist, (0.01, 0.10, 0.50, 0.90, 0.99), top=1.0)
+        # Chroma of the highlights (luma >= p90) and shadows (<= p10): sums of Cb and Cr per
+        # luma code, so one pass each serves both.
+        cb_by_code = code_histogram(y_codes, weights=cb)
+        cr_by_code = code_histogram(y_codes, weights=cr)
+        hi, lo = _LEVELS >= q[3], _LEVELS <= q[1]
 
-        grads = torch.log(_directional(y) + _EPS)
-        y4 = y[None, None]
-        coarse = F.avg_pool2d(y4, 2)[0, 0] if min(y.shape) >= 12 else y
+        def masked_mean(sums: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            count = hist[mask].sum()
+            return sums[mask].sum() / count if count > 0 else torch.zeros((), dtype=sums.dtype)
+
+        magnitude = torch.sqrt(cb.square() + cr.square())
+        bins = (magnitude * (512 / 0.75)).long().clamp_(max=511)
+        cq = histogram_quantiles(code_histogram(bins, bins=512), (0.10, 0.25, 0.5, 0.99), top=0.75)
+        median_cb = _LEVELS[lower_median_code(code_histogram(codes(f[1])))] - 0.5
+        median_cr = _LEVELS[lower_median_code(code_histogram(codes(f[2])))] - 0.5
+
+        directional, flat = _directional(y)
+        grads = torch.log(directional + _EPS)
+        half = half_scale(y, 12)
         # At half resolution a gradient spans two pixels: halve it to compare like with like.
-        fine_coarse = grads - torch.log(_directional(coarse) / 2 + _EPS)
+        fine_coarse = grads - torch.log(_directional(half)[0] / 2 + _EPS)
 
-        lap1 = _lap_abs(y4)
-        half = F.avg_pool2d(y4, 2) if min(y.shape) >= 12 else y4
-        quarter = F.avg_pool2d(half, 2) if min(half.shape[-2:]) >= 12 else half
-        l1, l2, l4 = (_lap_abs(t).abs().mean() for t in (y4, half, quarter))
-        var = lap1.var(unbiased=False)
-        kurt = ((lap1 - lap1.mean()) ** 4).mean() / (var * var + 1e-12)
+        lap1 = laplacian(y)
+        quarter = half_scale(half, 12)
+        lap_mean, var = mean_var(lap1)
+        l1 = lap1.abs().mean()
+        l2, l4 = laplacian(half).abs().mean(), laplacian(quarter).abs().mean()
+        centred = (lap1 - lap_mean).square_()
+        kurt = centred.square_().mean() / (var * var + 1e-12)
         spikes = (lap1.abs() > 4 * l1 + _EPS).float().mean()
-        step = 0.5 / 255.0
-        flat_h = ((y[:, 1:] - y[:, :-1]).abs() < step).float().mean()
-        flat_v = ((y[1:, :] - y[:-1, :]).abs() < step).float().mean()
 
         feats = [
             *q,
-            cb[hi].mean() if hi.any() else torch.zeros(()),
-            cr[hi].mean() if hi.any() else torch.zeros(()),
-            cb[lo].mean() if lo.any() else torch.zeros(()),
-            cr[lo].mean() if lo.any() else torch.zeros(()),
+            masked_mean(cb_by_code, hi),
+            masked_mean(cr_by_code, hi),
+            masked_mean(cb_by_code, lo),
+            masked_mean(cr_by_code, lo),
             *cq,
-            cb.median(),
-            cr.median(),
+            median_cb,
+            median_cr,
             *grads,
             grads.max() - grads.min(),
             *fine_coarse,
@@ -139,8 +145,7 @@ class DetailStats(nn.Module):
             torch.log(l4 + _EPS),
             torch.log(kurt + 1.0),
             spikes,
-            flat_h,
-            flat_v,
+            *flat,
         ]
         return torch.stack([t.float() for t in feats])
 

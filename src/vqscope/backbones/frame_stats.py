@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
+from .stats_ops import code_histogram, codes, half_scale, laplacian, lower_median_code, mean_var
 
 _EPS = 1e-4
 
@@ -44,36 +44,25 @@ FEATURE_NAMES = (
 )
 
 
-def _mean_var(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and population variance in two plain passes (torch.var_mean is slower on one thread)."""
-    mean = x.mean(dim=dims, keepdim=True)
-    return mean.flatten(), (x - mean).square().mean(dim=dims)
-
-
-def _laplacian(y: torch.Tensor) -> torch.Tensor:
-    """4-neighbour Laplacian of [N, 1, H, W] (valid region), by shifted slices: single-channel
-    convolutions are slow on CPU, slices are memory-bound and fast."""
-    c = y[:, :, 1:-1, 1:-1]
-    return y[:, :, :-2, 1:-1] + y[:, :, 2:, 1:-1] + y[:, :, 1:-1, :-2] + y[:, :, 1:-1, 2:] - 4 * c
-
-
 def _immerkaer(y: torch.Tensor) -> torch.Tensor:
     """Immerkaer (1996) noise operator [[1,-2,1],[-2,4,-2],[1,-2,1]]: the separable product of
     two second differences, which cancels image structure up to second order."""
-    d2x = y[:, :, :, :-2] - 2 * y[:, :, :, 1:-1] + y[:, :, :, 2:]
-    return d2x[:, :, :-2] - 2 * d2x[:, :, 1:-1] + d2x[:, :, 2:]
+    d2x = y[:, :-2] - 2 * y[:, 1:-1] + y[:, 2:]
+    return d2x[:-2] - 2 * d2x[1:-1] + d2x[2:]
 
 
-def _blockiness(y: torch.Tensor, dim: int) -> torch.Tensor:
-    """Mean |gradient| across 8-pixel block borders over the mean elsewhere (1 = no blocks)."""
-    g = y.diff(dim=dim).abs()
-    idx = torch.arange(g.shape[dim], device=y.device)
-    border, inner = idx[idx % 8 == 7], idx[idx % 8 != 7]
-    if border.numel() == 0 or inner.numel() == 0:
-        return torch.ones(y.shape[0], device=y.device)
-    on = g.index_select(dim, border).mean(dim=(1, 2, 3))
-    off = g.index_select(dim, inner).mean(dim=(1, 2, 3))
-    return on / (off + _EPS)
+def _blockiness(g: torch.Tensor) -> torch.Tensor:
+    """Mean |gradient| across 8-pixel block borders over the mean elsewhere (1 = no blocks),
+    from the mean |gradient| of each column (or row) of the gradient map."""
+    idx = torch.arange(g.numel())
+    border, inner = idx % 8 == 7, idx % 8 != 7
+    if not border.any() or not inner.any():
+        return torch.ones(())
+    return g[border].mean() / (g[inner].mean() + _EPS)
+
+
+# 32-bin luma histogram (entropy) from the 256 codes: the bin torch.histc gives code k.
+_ENTROPY_BIN = torch.stack([torch.histc(torch.tensor([k / 255.0]), bins=32, min=0.0, max=1.0).argmax() for k in range(256)])
 
 
 class FrameStats(nn.Module):
@@ -82,58 +71,67 @@ class FrameStats(nn.Module):
     feature_names = FEATURE_NAMES
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        y = x[:, 0:1]
-        cb, cr = x[:, 1:2] - 0.5, x[:, 2:3] - 0.5
-        dims = (1, 2, 3)
+        return torch.stack([self._frame(f) for f in x.float()])
 
-        lap = _laplacian(y)
-        lap_abs = lap.abs().mean(dim=dims)
-        lap_var = lap.var(dim=dims, unbiased=False)
+    forward = features
+
+    def _frame(self, f: torch.Tensor) -> torch.Tensor:
+        y = f[0].contiguous()
+        cb, cr = f[1] - 0.5, f[2] - 0.5
+
+        lap = laplacian(y)
+        lap_abs = lap.abs().mean()
+        _, lap_var = mean_var(lap)
         # Detail at native scale over detail at half scale: low where the picture was
         # upscaled or blurred, whatever its content.
-        half = F.avg_pool2d(y, 2) if min(y.shape[-2:]) >= 8 else y
-        coarse = _laplacian(half).abs().mean(dim=dims) if min(half.shape[-2:]) >= 3 else lap_abs
-        gx, gy = y.diff(dim=3)[:, :, :-1, :], y.diff(dim=2)[:, :, :, :-1]
-        grad = torch.sqrt(gx * gx + gy * gy)
+        half = half_scale(y, 8)
+        coarse = laplacian(half).abs().mean() if min(half.shape) >= 3 else lap_abs
+        gx, gy = y.diff(dim=1), y.diff(dim=0)
+        grad = torch.sqrt(gx[:-1].square() + gy[:, :-1].square()).mean()
+        block_h = _blockiness(gx.abs().mean(dim=0))
+        block_v = _blockiness(gy.abs().mean(dim=1))
 
         imm = _immerkaer(y).abs()
-        noise_mean = imm.mean(dim=dims) * math.sqrt(math.pi / 2) / 6.0
-        noise_median = imm[:, :, ::2, ::2].flatten(1).median(dim=1).values * 1.4826 / 6.0
+        noise_mean = imm.mean() * math.sqrt(math.pi / 2) / 6.0
+        sub = imm[::2, ::2]
+        # Immerkaer values of 8-bit input are integers / 255 (0..4080): count them.
+        median = lower_median_code(code_histogram(codes(sub), bins=4081)) / 255.0
+        noise_median = torch.tensor(median * 1.4826 / 6.0)
 
-        hist = torch.stack([torch.histc(yi, bins=32, min=0.0, max=1.0) for yi in y])
-        p = hist / hist.sum(dim=1, keepdim=True).clamp(min=1)
-        entropy = -(p * torch.log2(p.clamp(min=1e-12))).sum(dim=1) / 5.0
+        hist = code_histogram(codes(y))
+        n = hist.sum().clamp(min=1)
+        levels = torch.arange(256, dtype=torch.float64) / 255.0
+        y_mean = (hist * levels).sum() / n
+        y_var = (hist * (levels - y_mean).square()).sum() / n
+        p = torch.zeros(32, dtype=torch.float64).index_add_(0, _ENTROPY_BIN, hist) / n
+        entropy = -(p * torch.log2(p.clamp(min=1e-12))).sum() / 5.0
 
-        chroma = torch.sqrt(cb * cb + cr * cr).mean(dim=dims)
-        cb_mean, cb_var = _mean_var(cb, dims)
-        cr_mean, cr_var = _mean_var(cr, dims)
+        chroma = torch.sqrt(cb.square() + cr.square()).mean()
+        cb_mean, cb_var = mean_var(cb)
+        cr_mean, cr_var = mean_var(cr)
         colorfulness = torch.sqrt(cb_var + cr_var) + 0.3 * torch.sqrt(cb_mean**2 + cr_mean**2)
-        y_mean, y_var = _mean_var(y, dims)
 
         feats = [
             torch.log(lap_abs + _EPS),
             torch.log(lap_var + _EPS),
             lap_abs / (coarse + _EPS),
             torch.log(coarse + _EPS),
-            _blockiness(y, 3),
-            _blockiness(y, 2),
+            block_h,
+            block_v,
             torch.log(noise_mean + _EPS),
             torch.log(noise_median + _EPS),
             y_mean,
             torch.sqrt(y_var),
-            (y < 0.04).float().mean(dim=dims),
-            (y > 0.96).float().mean(dim=dims),
+            hist[:11].sum() / n,  # y < 0.04: codes 0-10
+            hist[245:].sum() / n,  # y > 0.96: codes 245-255
             entropy,
             chroma,
             colorfulness,
             cb_mean,
             cr_mean,
-            torch.log(grad.mean(dim=dims) + _EPS),
+            torch.log(grad + _EPS),
         ]
-        return torch.stack(feats, dim=1)
-
-    forward = features
+        return torch.stack([t.float() for t in feats])
 
 
 def frame_stats() -> FrameStats:
