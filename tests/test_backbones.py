@@ -174,3 +174,52 @@ def test_frame_stats_blockiness_and_colour():
     t, g = _frame_stats(tinted), _frame_stats(_grey_texture())
     assert t["cast_cr"] > 0.1 and abs(g["cast_cr"]) < 0.01
     assert t["colorfulness"] > g["colorfulness"]
+
+
+# --- colour statistics and the shared histogram operations -----------------------------------
+
+def _color_stats(rgb: np.ndarray) -> dict[str, float]:
+    from vqscope.backbones.color_stats import FEATURE_NAMES
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    return dict(zip(FEATURE_NAMES, create_backbone("color_stats").features(x)[0].tolist()))
+
+
+def _colourful(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(30, 220, (96, 128, 1))
+    hue = rng.integers(-40, 41, (96, 128, 3))
+    hue -= hue.mean(axis=2, keepdims=True).astype(hue.dtype)  # colour around a neutral mean
+    return np.clip(grey + hue, 0, 255).astype(np.uint8)
+
+
+def test_color_stats_see_a_tint_and_a_saturation_change():
+    neutral = _colourful()
+    warm = np.clip(neutral * np.array([1.3, 1.0, 0.75]), 0, 255).astype(np.uint8)
+    n, w = _color_stats(neutral), _color_stats(warm)
+    assert abs(n["log_grey_world_r"]) < 0.05 and abs(n["log_grey_world_b"]) < 0.05
+    assert w["log_grey_world_r"] > 0.2 and w["log_grey_world_b"] < -0.2
+    assert w["log_white_patch_r"] > n["log_white_patch_r"] + 0.1
+    assert w["log_grey_edge_r"] > n["log_grey_edge_r"] + 0.15
+
+    luma = neutral.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    washed = np.clip(luma[..., None] + (neutral - luma[..., None]) * 0.3, 0, 255).astype(np.uint8)
+    d = _color_stats(washed)
+    assert d["saturation_p90"] < n["saturation_p90"] - 0.05
+    assert d["spread_r_minus_g"] < n["spread_r_minus_g"] * 0.5
+
+    flat = _color_stats(np.full((40, 60, 3), 128, np.uint8))
+    assert all(np.isfinite(list(flat.values())))
+    assert flat["log_grey_world_r"] == 0.0 and flat["saturation_p50"] < 0.01
+
+
+def test_code_histograms_give_torch_quantiles_and_medians_of_8_bit_planes():
+    from vqscope.backbones.stats_ops import code_histogram, codes, lower_median_code, quantile_bins
+
+    plane = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (37, 53)).astype(np.float32)) / 255
+    hist = code_histogram(codes(plane))
+    assert hist.sum() == plane.numel()
+    assert round(float(plane.median()) * 255) == lower_median_code(hist)  # torch.median: the lower middle
+    for q, code in zip((0.01, 0.5, 0.9), quantile_bins(hist, (0.01, 0.5, 0.9)).tolist()):
+        # the first code whose cumulative share reaches q
+        assert (plane <= code / 255 + 1e-6).float().mean() >= q > (plane <= (code - 1) / 255 + 1e-6).float().mean()

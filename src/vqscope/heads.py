@@ -6,7 +6,9 @@ trained on several datasets has one head per dataset over the same trunk, as BIL
 and scores new videos with its `primary` head; later models add heads per quality dimension.
 Scores are produced on a 0-100 scale. A model may also carry a distortion head: one logit per
 distortion type over the same trunk, read as independent probabilities (a video can have
-several distortions at once, so this is multi-label, not a softmax).
+several distortions at once, so this is multi-label, not a softmax). That head is either linear
+on the trunk or, with `distortion_trees`, gradient-boosted trees on the features themselves
+(`tree_head.BoostedTrees`), which the rest of the network never sees differently.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from .taxonomy import DIMENSIONS, types_of
+from .tree_head import BoostedTrees
 
 CLAMP_Z = 6.0  # standardised features are clamped to +-CLAMP_Z
 DISTORTION_PREFIX = "p:"  # outputs named "p:<type>" are distortion probabilities
@@ -33,13 +36,19 @@ class HeadConfig:
     distortions: tuple[str, ...] = ()  # distortion types of the multi-label head (none: no head)
     # Dimension scores gated by detection: 100 - (100 - raw) * max p(type of that dimension).
     gate_dimensions: bool = False
+    # (trees, nodes, depth) of a boosted-tree distortion head on the raw features, in place of
+    # the linear one on the trunk; () for the linear head.
+    distortion_trees: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "heads", tuple(self.heads))
         object.__setattr__(self, "distortions", tuple(self.distortions))
+        object.__setattr__(self, "distortion_trees", tuple(int(v) for v in self.distortion_trees))
         if self.primary not in self.heads:
             raise ValueError(f"primary head {self.primary!r} is not among heads {self.heads}")
+        if self.distortion_trees and (len(self.distortion_trees) != 3 or not self.distortions):
+            raise ValueError("distortion_trees is (trees, nodes, depth) and needs distortion types")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +73,11 @@ class PredictionNetwork(nn.Module):
             width = hidden
         self.trunk = nn.Sequential(*layers)
         self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in config.heads})
-        self.distortion_head = nn.Linear(width, len(config.distortions)) if config.distortions else None
+        self.distortion_head: nn.Module | None = None
+        if config.distortion_trees:
+            self.distortion_head = BoostedTrees(len(config.distortions), *config.distortion_trees)
+        elif config.distortions:
+            self.distortion_head = nn.Linear(width, len(config.distortions))
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -83,10 +96,27 @@ class PredictionNetwork(nn.Module):
         """Every output of `forward`: score heads, then `DISTORTION_PREFIX + type` probabilities."""
         return list(self.config.heads) + [DISTORTION_PREFIX + t for t in self.config.distortions]
 
-    def distortion_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def distortion_logits(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the distortion head: from the trunk's output `z`, or for a tree head from
+        the features `x` themselves."""
         if self.distortion_head is None:
             raise KeyError("this network has no distortion head")
+        if self.config.distortion_trees:
+            if x is None:
+                raise ValueError("a tree distortion head reads the features: pass x")
+            return self.distortion_head(x)
         return self.distortion_head(z)
+
+    def with_distortion_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
+        """This network with `trees` as its distortion head (trunk and score heads kept)."""
+        if trees.outputs != len(self.config.distortions):
+            raise ValueError(f"{trees.outputs} tree outputs for {len(self.config.distortions)} distortion types")
+        config = HeadConfig(**{**self.config.to_dict(), "distortion_trees": trees.shape[1:]})
+        network = PredictionNetwork(config)
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("distortion_head.")}
+        kept.update({f"distortion_head.{k}": v for k, v in trees.state_dict().items()})
+        network.load_state_dict(kept, strict=True)
+        return network.train(self.training)
 
     def _gate_columns(self, head: str) -> list[int]:
         """Distortion-head columns that gate score head `head` (none for dataset heads)."""
@@ -110,7 +140,7 @@ class PredictionNetwork(nn.Module):
         for name in names:
             columns = [] if name.startswith(DISTORTION_PREFIX) else self._gate_columns(name)
             if (name.startswith(DISTORTION_PREFIX) or columns) and probs is None:
-                probs = torch.sigmoid(self.distortion_logits(z))
+                probs = torch.sigmoid(self.distortion_logits(z, x))
             if name.startswith(DISTORTION_PREFIX):
                 out[name] = probs[:, self.config.distortions.index(name[len(DISTORTION_PREFIX):])]
                 continue

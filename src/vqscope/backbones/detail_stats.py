@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
-from .stats_ops import code_histogram, codes, half_scale, histogram_quantiles, laplacian, lower_median_code, mean_var
+from .stats_ops import code_histogram, codes, half_scale, histogram_quantiles, laplacian, lower_median_code, mean_var, share
 
 _EPS = 1e-4
 
@@ -71,7 +71,7 @@ def _directional(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     gd1 = (y[1:, 1:] - y[:-1, :-1]).abs_().mean() / 1.4142
     gd2 = (y[1:, :-1] - y[:-1, 1:]).abs_().mean() / 1.4142
     step = 0.5 / 255.0
-    flat = torch.stack([(ah < step).float().mean(), (av < step).float().mean()])
+    flat = torch.stack([share(ah < step), share(av < step)])
     return torch.stack([ah.mean(), av.mean(), gd1, gd2]), flat
 
 
@@ -121,11 +121,12 @@ class DetailStats(nn.Module):
         lap1 = laplacian(y)
         quarter = half_scale(half, 12)
         lap_mean, var = mean_var(lap1)
-        l1 = lap1.abs().mean()
+        lap1_abs = lap1.abs()
+        l1 = lap1_abs.mean()
         l2, l4 = laplacian(half).abs().mean(), laplacian(quarter).abs().mean()
         centred = (lap1 - lap_mean).square_()
         kurt = centred.square_().mean() / (var * var + 1e-12)
-        spikes = (lap1.abs() > 4 * l1 + _EPS).float().mean()
+        spikes = share(lap1_abs > 4 * l1 + _EPS)
 
         feats = [
             *q,

@@ -13,23 +13,32 @@ import torch
 
 
 def codes(plane: torch.Tensor) -> torch.Tensor:
-    """The 8-bit codes (int64) of a plane normalised to [0, 1] as code / 255."""
-    return plane.mul(255.0).round_().long()
+    """The 8-bit codes (int64) of a plane normalised to [0, 1] as code / 255 (or of any
+    non-negative plane of multiples of 1/255)."""
+    return plane.mul(255.0).add_(0.5).long()  # values are never negative: truncation rounds
 
 
 def code_histogram(plane_codes: torch.Tensor, bins: int = 256, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Count (or sum `weights`) per code, float64."""
-    w = None if weights is None else weights.flatten().double()
+    w = None if weights is None else weights.flatten()
     return torch.bincount(plane_codes.flatten(), weights=w, minlength=bins).double()
+
+
+def share(mask: torch.Tensor) -> torch.Tensor:
+    """The share of true elements (float32), without converting the mask to floats."""
+    return torch.count_nonzero(mask).float() / max(1, mask.numel())
+
+
+def quantile_bins(hist: torch.Tensor, qs: tuple[float, ...]) -> torch.Tensor:
+    """For each q, the first bin whose cumulative share reaches q (for 8-bit codes: the code)."""
+    cdf = (hist.cumsum(0) / hist.sum().clamp(min=1)).float()
+    return torch.searchsorted(cdf, torch.tensor(qs, dtype=cdf.dtype)).clamp(max=hist.numel() - 1)
 
 
 def histogram_quantiles(hist: torch.Tensor, qs: tuple[float, ...], top: float) -> torch.Tensor:
     """Quantiles from a histogram of `len(hist)` equal bins over [0, top]: each the centre of
     the first bin whose cumulative share reaches q (float32)."""
-    bins = hist.numel()
-    cdf = (hist.cumsum(0) / hist.sum().clamp(min=1)).float()
-    idx = torch.searchsorted(cdf, torch.tensor(qs, dtype=cdf.dtype)).clamp(max=bins - 1)
-    return (idx.float() + 0.5) * (top / bins)
+    return (quantile_bins(hist, qs).float() + 0.5) * (top / hist.numel())
 
 
 def lower_median_code(hist: torch.Tensor) -> int:

@@ -1,0 +1,96 @@
+"""The boosted-tree distortion head: scikit-learn's trees, run as tensors of the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vqscope.features import FeatureConfig
+from vqscope.heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
+from vqscope.model import Model, ModelInfo
+from vqscope.taxonomy import DIMENSIONS, DISTORTION_TYPES
+from vqscope.tree_head import BoostedTrees, fit_boosted_trees, from_sklearn
+
+ensemble = pytest.importorskip("sklearn.ensemble", reason="scikit-learn not installed (pip install 'vqscope[train]')")
+
+
+def data(rows: int = 600, columns: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, columns)).astype(np.float32)
+    x[rng.random(x.shape) < 0.03] = np.nan  # missing values take the side training gave them
+    a, b = np.nan_to_num(x[:, 0]), np.nan_to_num(x[:, 1])
+    labels = np.stack([a + a * b > 0.2, np.abs(b) > 1.0, np.nan_to_num(x[:, 2]) > 0.5], axis=1)
+    return x, labels
+
+
+def test_converted_trees_give_scikit_learns_probabilities():
+    x, labels = data()
+    # Different tree counts and sizes per output: the smaller ensembles are padded.
+    classifiers = [
+        ensemble.HistGradientBoostingClassifier(max_iter=n, max_leaf_nodes=leaves, early_stopping=False,
+                                                random_state=0).fit(x, labels[:, j])
+        for j, (n, leaves) in enumerate(((40, 15), (25, 7), (60, 31)))
+    ]
+    trees = from_sklearn(classifiers)
+    assert trees.shape[:2] == (3, 60)
+    with torch.no_grad():
+        got = torch.sigmoid(trees(torch.from_numpy(x))).numpy()
+    expected = np.stack([c.predict_proba(x)[:, 1] for c in classifiers], axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got[:, 0].std() > 0.1  # the trees learned something, not a constant
+
+
+def test_fit_rejects_a_type_without_both_classes():
+    x, labels = data(rows=100)
+    labels[:, 1] = False
+    with pytest.raises(ValueError, match="one class"):
+        fit_boosted_trees(x, labels, max_iter=5)
+
+
+def tree_network(in_dim: int) -> PredictionNetwork:
+    torch.manual_seed(0)
+    x, _ = data(rows=800, columns=in_dim)
+    x = np.nan_to_num(x)
+    labels = np.stack([x[:, j % in_dim] > 0.3 for j in range(len(DISTORTION_TYPES))], axis=1)
+    net = PredictionNetwork(HeadConfig(in_dim=in_dim, hidden=(8,), heads=DIMENSIONS, primary="overall",
+                                       distortions=DISTORTION_TYPES, gate_dimensions=True))
+    return net.with_distortion_trees(fit_boosted_trees(x, labels, max_iter=20, max_leaf_nodes=7)).eval()
+
+
+def test_a_network_with_trees_gates_its_dimensions_with_them_and_survives_save_and_load(tmp_path):
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    net = tree_network(features.dim)
+    assert isinstance(net.distortion_head, BoostedTrees) and net.config.distortion_trees
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(9, features.dim)).astype(np.float32))
+    with torch.no_grad():
+        out = net(x)
+        probs = torch.sigmoid(net.distortion_head(x))
+        raw = net.heads["noise"](net.embed(x)).squeeze(-1) * 100.0
+    noise = DISTORTION_TYPES.index("noise")
+    torch.testing.assert_close(out[DISTORTION_PREFIX + "noise"], probs[:, noise])
+    torch.testing.assert_close(out["noise"], 100.0 - (100.0 - raw) * probs[:, noise])
+
+    info = ModelInfo("tree-test", 1, "test", training={"data": "none"}, card={"summary": "test"})
+    path = Model(info, features, net).save(tmp_path / "tree-test-1.safetensors")
+    loaded = Model.load(path)
+    assert loaded.network.config.distortion_trees == net.config.distortion_trees
+    again = loaded.predict(x.numpy())
+    for key, value in out.items():
+        np.testing.assert_allclose(again[key], value.numpy(), atol=1e-5)
+
+
+def test_onnx_export_runs_the_trees(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
+    from vqscope.export import export_onnx, use_onnx
+
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    info = ModelInfo("tree-onnx", 1, "test", training={"data": "none"}, card={"summary": "test"})
+    path = Model(info, features, tree_network(features.dim)).save(tmp_path / "tree-onnx-1.safetensors")
+    x = np.random.default_rng(2).normal(size=(5, features.dim)).astype(np.float32)
+    expected = Model.load(path).predict(x)
+    model = Model.load(path)
+    use_onnx(model, export_onnx(model, tmp_path / "export"))
+    got = model.predict(x)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)
