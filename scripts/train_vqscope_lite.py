@@ -31,7 +31,7 @@ from card_common import ROOT, ZOO, log, provenance, score_real_clips, sources_an
 from vqscope.calibration import Calibration, fingerprint
 from vqscope.data.corpus import LITE_TYPES, CorpusConfig, extract_corpus_features, render_corpus
 from vqscope.data.distortions import TYPES
-from vqscope.data.sources import fetch_debian_files, python_package_sources
+from vqscope.data.sources import FIRST_DEBIAN_FILES, fetch_debian_files, python_package_sources
 from vqscope.features import FeatureConfig
 from vqscope.metrics import agreement
 from vqscope.model import Model, ModelInfo
@@ -70,7 +70,7 @@ def main() -> int:
     work = Path(args.work_dir)
     started = time.time()
 
-    sources = fetch_debian_files(work / "sources") + python_package_sources()
+    sources = fetch_debian_files(work / "sources", FIRST_DEBIAN_FILES) + python_package_sources()  # @1's sources
     log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
     corpus_config = CorpusConfig(segments=args.segments, combos=args.combos, seed=args.seed)
     if args.skip_render:

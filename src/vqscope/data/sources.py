@@ -26,8 +26,9 @@ from ..video import VideoReader
 
 # (Debian package, path inside it, kind). Chosen by looking at every video and picture file
 # of Debian 12 main above 300 kB: real camera footage or natural photographs of reasonable
-# quality, plus two animations (user-generated video includes them).
-DEBIAN_FILES: tuple[tuple[str, str, str], ...] = (
+# quality, plus two animations (user-generated video includes them). vqscope-lite@1 and @2
+# were trained on these.
+FIRST_DEBIAN_FILES: tuple[tuple[str, str, str], ...] = (
     ("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4", "video"),
     ("forensics-samples-files", "usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4", "video"),
     ("forensics-samples-files", "usr/share/forensics-samples/original-files/movie2/movie-hello.mp4", "video"),
@@ -54,6 +55,22 @@ DEBIAN_FILES: tuple[tuple[str, str, str], ...] = (
     for name in ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
                  "Storm", "TwoWings", "Wood", "YellowFlower")
 )
+# Photographs of Ubuntu's community wallpaper contests, as Lomiri ships them (the drawn and
+# rendered wallpapers of the same packages are left out), added for vqscope-lite@3: more
+# content to tell damage from.
+LOMIRI_PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
+    (package, f"usr/share/backgrounds/{name}.jpg", "photo")
+    for package, name in (
+        *(("lomiri-wallpapers-16.04", n) for n in (
+            "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+            "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "analogpattern_by_Peter_Nerlich",
+            "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+            "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt",
+            "sunset_by_Aitzol_Berasategi")),
+        ("lomiri-wallpapers-20.04", "Kleiber_by_Lukas_Baubkus"),
+    )
+)
+DEBIAN_FILES = FIRST_DEBIAN_FILES + LOMIRI_PHOTOS
 
 
 @dataclass(frozen=True)

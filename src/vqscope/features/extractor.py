@@ -243,29 +243,35 @@ class FeatureExtractor:
         crop or window sizes, which cannot share a tensor.
         """
         step = max(1, int(self.batch_size))
-        blocks = []
-        for name in self.config.spatial + self.config.temporal:
+        names = self.config.spatial + self.config.temporal
+        blocks = {name: np.empty((len(clips), self._specs[name].feature_dim), dtype=np.float32) for name in names}
+        # Backbones that read the same FrameInput get the same prepared arrays (frame and detail
+        # statistics read one crop): each batch is converted once and goes through all of them.
+        families: dict[tuple, list[str]] = {}
+        for name in names:
             spec = self._specs[name]
-            spatial = spec.role == "spatial"
-            inputs = [c.key[name] if spatial else c.window[name] for c in clips]
+            families.setdefault((spec.role, spec.frame_input), []).append(name)
+        for (role, frame_input), members_of in families.items():
+            spatial = role == "spatial"
+            first = members_of[0]
+            inputs = [c.key[first] if spatial else c.window[first] for c in clips]
             groups: dict[tuple, list[int]] = {}
             for i, x in enumerate(inputs):
                 shape = x.shape if spatial else (len(x), *x[0].shape)
                 groups.setdefault(shape, []).append(i)
-            block = np.empty((len(clips), spec.feature_dim), dtype=np.float32)
             for members in groups.values():
                 for start in range(0, len(members), step):
                     idx = members[start : start + step]
                     if spatial:
-                        x = image_batch([inputs[i] for i in idx], spec.frame_input)
-                        if spec.frame_input.color == "rgb":
+                        x = image_batch([inputs[i] for i in idx], frame_input)
+                        if frame_input.color == "rgb":
                             x = x.contiguous(memory_format=torch.channels_last)
                     else:
-                        x = window_batch([inputs[i] for i in idx], spec.frame_input)
-                    y = self._models[name].features(x)
-                    block[idx] = y.float().reshape(len(idx), -1).numpy()
-            blocks.append(block)
-        return blocks
+                        x = window_batch([inputs[i] for i in idx], frame_input)
+                    for name in members_of:
+                        y = self._models[name].features(x)
+                        blocks[name][idx] = y.float().reshape(len(idx), -1).numpy()
+        return [blocks[name] for name in names]
 
     def iter_clips(self, reader: VideoReader, plan: ClipPlan, warnings: list[str]) -> Iterator[ClipInputs]:
         """Assembled clips, produced by a decode thread, consumed here."""
