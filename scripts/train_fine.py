@@ -74,9 +74,16 @@ def distortion_trees(clips, rows: np.ndarray, seed: int):
     return fit_boosted_trees(clips.features[rows], clips.presence[rows] >= 0.5, seed=seed, **TREES)
 
 
+def severity_trees(clips, rows: np.ndarray, seed: int):
+    """The boosted-tree severity head, fitted on clips `rows`: per type, the mean share of
+    quality it leaves over the clip's frames (1 where absent)."""
+    return fit_boosted_trees(clips.features[rows], clips.keep[rows], regression=True, seed=seed, **TREES)
+
+
 def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, folds: int = 4) -> dict[str, dict]:
     """k-fold cross-validation by source over the non-test sources, one fit per fold and set;
-    for the sets in TREE_SETS also with the boosted-tree distortion head on the same fold."""
+    for the sets in TREE_SETS also with the boosted-tree distortion head on the same fold, and
+    with both tree heads (dimensions composed from the severity head)."""
     names = sorted({s.source for s in samples if s.split != "test"},
                    key=lambda n: hashlib.sha256(f"cv{seed}:{n}".encode()).hexdigest())
     fold_of = {n: i % folds for i, n in enumerate(names)}
@@ -84,7 +91,7 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
     out = {}
     for set_name, config in FEATURE_SETS.items():
         x = clips.features[:, columns_of(config)]
-        runs, tree_runs = [], []
+        runs, tree_runs, severity_runs = [], [], []
         for k in range(folds):
             val = np.flatnonzero([fold_of.get(n, -1) == k for n in source])
             train = np.flatnonzero([n in fold_of and fold_of[n] != k for n in source])
@@ -92,14 +99,19 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
                            train, val, DIMENSIONS, DISTORTION_TYPES, settings=(SETTING,), seed=seed)
             runs.append({**fit.val, "epoch": fit.setting["epoch"]})
             if set_name in TREE_SETS:
-                sliced = FineClipSet(x, clips.dimensions, clips.presence, clips.sample_index, clips.samples)
-                trees = distortion_trees(sliced, np.isin(clips.sample_index, train), seed)
+                sliced = FineClipSet(x, clips.dimensions, clips.presence, clips.sample_index, clips.samples, clips.keep)
+                rows = np.isin(clips.sample_index, train)
+                with_trees = fit.network.with_distortion_trees(distortion_trees(sliced, rows, seed))
                 val_clip = np.isin(clips.sample_index, val)
-                figures = fine_scores(fit.network.with_distortion_trees(trees), x[val_clip],
-                                      np.unique(clips.sample_index[val_clip], return_inverse=True)[1],
-                                      video_dims[np.sort(val)], video_presence[np.sort(val)])
-                tree_runs.append({**figures, "epoch": fit.setting["epoch"]})
-        for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs)):
+
+                def figures(network) -> dict:
+                    return {**fine_scores(network, x[val_clip], np.unique(clips.sample_index[val_clip], return_inverse=True)[1],
+                                          video_dims[np.sort(val)], video_presence[np.sort(val)]),
+                            "epoch": fit.setting["epoch"]}
+
+                tree_runs.append(figures(with_trees))
+                severity_runs.append(figures(with_trees.with_severity_trees(severity_trees(sliced, rows, seed))))
+        for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs), (f"{set_name}+trees+severity", severity_runs)):
             if not rs:
                 continue
             out[name] = {key: round(float(np.mean([r[key] for r in rs])), 4) for key in rs[0]}
@@ -144,11 +156,13 @@ def main() -> int:
 
     comparison = compare_feature_sets(clips, samples, video_dims, video_presence, args.seed)
     chosen = max(comparison, key=lambda k: comparison[k]["mean_auc"] + comparison[k]["mean_srocc"])
-    set_name, with_trees = chosen.removesuffix("+trees"), chosen.endswith("+trees")
+    set_name = chosen.split("+trees")[0]
+    with_trees, with_severity = "+trees" in chosen, chosen.endswith("+severity")
     feature_config = FEATURE_SETS[set_name]
     clips.features = clips.features[:, columns_of(feature_config)]
     log(f"features: {set_name} ({clips.features.shape[1]} values per clip), "
-        f"distortion head: {'boosted trees' if with_trees else 'linear'}")
+        f"distortion head: {'boosted trees' if with_trees else 'linear'}, "
+        f"dimensions: {'composed from the severity head' if with_severity else 'linear heads on the trunk'}")
     # The final fit trains on the training and validation sources together for the median of
     # the best epochs the cross-validation found: three validation sources alone are too few to
     # stop on (their best epoch swings by a factor of two between settings).
@@ -161,6 +175,10 @@ def main() -> int:
         trees = distortion_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)
         network = network.with_distortion_trees(trees).eval()
         log(f"boosted trees: {trees.trees} per type, at most {trees.nodes} nodes, depth {trees.depth}")
+    if with_severity:
+        severity = severity_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)
+        network = network.with_severity_trees(severity).eval()
+        log(f"severity trees: {severity.trees} per type, at most {severity.nodes} nodes, depth {severity.depth}")
 
     evaluation = evaluate(network, clips, samples, video_dims, video_presence, test_v)
     log(json.dumps({k: evaluation[k] for k in ("mean_auc", "min_srocc", "mean_srocc")}))
@@ -187,16 +205,19 @@ def main() -> int:
         "feature_sets_cv": comparison,
         "feature_set": set_name,
         "distortion_head": {"kind": "boosted trees", **TREES} if with_trees else {"kind": "linear"},
+        "dimensions": {"kind": "composed from a boosted-tree severity head", **TREES} if with_severity
+        else {"kind": "linear heads on the trunk"},
         "split_counts": {r: int((role == r).sum()) for r in ("train", "val", "test")},
         "seconds": round(time.time() - started + (sum(s.seconds_to_build for s in samples) if args.skip_render else 0)),
     }
     info = ModelInfo(
         name="vqscope-lite",
         version=args.version,
-        description=f"{' + '.join(feature_config.spatial + feature_config.temporal)} features ({set_name}); six "
-                    "dimension heads on one trunk and a twelve-type distortion head"
-                    f"{' of boosted trees' if with_trees else ''}, trained offline on graded synthetic distortions "
-                    "of real footage",
+        description=f"{' + '.join(feature_config.spatial + feature_config.temporal)} features ({set_name}); "
+                    + ("six dimensions composed from boosted-tree severity and distortion heads" if with_severity else
+                       "six dimension heads on one trunk and a twelve-type distortion head"
+                       + (" of boosted trees" if with_trees else ""))
+                    + ", trained offline on graded synthetic distortions of real footage",
         training=training,
         card={"summary": f"offline default; six dimensions, twelve distortion types; held-out mean type AUC "
                          f"{evaluation['mean_auc']:.3f}, lowest dimension SROCC {evaluation['min_srocc']:.3f}",
@@ -277,6 +298,43 @@ BACKBONE_TEXT = {
 }
 
 
+def heads_text(t: dict) -> list[str]:
+    """The card's account of the heads, for the kinds the training record names."""
+    trees = t.get("distortion_head", {}).get("kind") == "boosted trees"
+    composed = t.get("dimensions", {}).get("kind", "").startswith("composed")
+    h = t["head_setting"]
+    tree_text = (f"{t['distortion_head']['max_iter']} trees of at most {t['distortion_head']['max_leaf_nodes']} "
+                 f"leaves, learning rate {t['distortion_head']['learning_rate']}") if trees else ""
+    if composed:
+        return [
+            "Heads: gradient-boosted trees on the features themselves (scikit-learn's HistGradientBoosting, each",
+            f"ensemble {tree_text}), converted to tensors of the network (`vqscope/tree_head.py`): scoring",
+            "needs no scikit-learn and exports to ONNX.",
+            "- Distortion head: one binary ensemble per type, trained on clips where at least half the frames",
+            "  carry the type.",
+            "- Severity head: one regression ensemble per type, trained on the share of quality the type leaves",
+            "  in the clip (1 - its loss, averaged over the clip's frames; 1 where absent).",
+            "- Dimensions are composed the way their targets are built: 100 times the product, over the",
+            "  dimension's types (all twelve for overall), of 1 - (1 - k) * p, with k the severity head's",
+            "  share (clamped to [0, 1]) and p the distortion head's probability.",
+        ]
+    lines = [
+        f"Heads: one trunk of {h['hidden'] or 'no'} hidden units over standardised features (clamped",
+        f"to +-6), AdamW weight decay {h['weight_decay']}, trained on the training and validation",
+        f"sources for {h['epoch'] + 1} epochs (the median best epoch of the cross-validation below);",
+    ]
+    if trees:
+        lines += ["six linear score heads on it. The distortion head is gradient-boosted trees on the features",
+                  f"themselves, one binary ensemble per type ({tree_text}; scikit-learn's",
+                  "HistGradientBoostingClassifier on clips where at least half the frames carry the type),",
+                  "converted to tensors of the network (`vqscope/tree_head.py`): scoring needs no scikit-learn and",
+                  "exports to ONNX."]
+    else:
+        lines += ["six linear score heads and a twelve-way logistic head on it."]
+    return lines + ["A dimension's score is gated by detection: 100 - (100 - head) * (largest probability among",
+                    "the dimension's types)."]
+
+
 def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) -> None:
     t = model.info.training
     c = t["corpus"]
@@ -292,19 +350,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "artifact, blur, temporal, overall), and a probability for each of twelve distortion types",
         f"({', '.join(DISTORTION_TYPES)}). A video's probability of a type is the mean of its clips' top third.",
         "The overall score also gets a percentile on this model's calibration set (the whole synthetic corpus).",
-        f"Heads: one trunk of {t['head_setting']['hidden'] or 'no'} hidden units over standardised features (clamped",
-        f"to +-6), AdamW weight decay {t['head_setting']['weight_decay']}, trained on the training and validation",
-        f"sources for {t['head_setting']['epoch'] + 1} epochs (the median best epoch of the cross-validation below);",
-        *(["six linear score heads on it. The distortion head is gradient-boosted trees on the features",
-           f"themselves, one binary ensemble per type ({t['distortion_head']['max_iter']} trees of at most "
-           f"{t['distortion_head']['max_leaf_nodes']} leaves, learning rate",
-           f"{t['distortion_head']['learning_rate']}; scikit-learn's HistGradientBoostingClassifier on clips where at "
-           "least half the frames carry the type),",
-           "converted to tensors of the network (`vqscope/tree_head.py`): scoring needs no scikit-learn and exports",
-           "to ONNX."] if t.get("distortion_head", {}).get("kind") == "boosted trees"
-          else ["six linear score heads and a twelve-way logistic head on it."]),
-        "A dimension's score is gated by detection: 100 - (100 - head) * (largest probability among the",
-        "dimension's types).",
+        *heads_text(t),
         "",
         f"## Features: `{t['feature_set']}`",
         f"Backbones: {', '.join(model.features.spatial)} (key frame), {', '.join(model.features.temporal)} (32-frame",
@@ -314,7 +360,8 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "",
         "Which features and which distortion head: 4-fold cross-validation by source over the training and",
         "validation sources, same head setting, video-level figures (mean over dimensions of SROCC; mean over",
-        "types of ROC AUC); `+trees` is the same fold's network with the boosted-tree distortion head:",
+        "types of ROC AUC); `+trees` is the same fold's network with the boosted-tree distortion head,",
+        "`+trees+severity` with dimensions composed from the boosted-tree severity head as well:",
         "",
         "| feature set | mean type AUC | mean dimension SROCC | lowest dimension SROCC |",
         "| --- | --- | --- | --- |",

@@ -21,6 +21,7 @@ from vqscope.data.sources import Source
 from vqscope.data.synth import (
     LOCALISABLE,
     SynthConfig,
+    clip_keep,
     clip_labels,
     dimension_targets,
     frame_levels,
@@ -458,6 +459,11 @@ def test_clip_labels_give_presence_shares_that_match_the_span():
     # a clip past the last frame takes the frame nearest its key time
     late_dims, late_presence = clip_labels(times, levels, np.array([[2.5, 3.0, 2.75]]))
     assert late_presence[0, j] == 0.0 and np.all(late_dims == 100.0)
+    # what a severity head learns: the share of quality each type leaves, over the same spans
+    keep = clip_keep(times, levels, spans)
+    assert keep.shape == (5, len(DISTORTION_TYPES)) and np.all(np.delete(keep, j, axis=1) == 1.0)
+    assert keep[2, j] == pytest.approx(hit / 100) and keep[3, j] == 1.0
+    assert keep[0, j] == pytest.approx(dims[0, temporal] / 100)  # one type: the dimension is its keep
 
 
 # --- the corpus builder --------------------------------------------------------------------

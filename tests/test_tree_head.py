@@ -94,3 +94,53 @@ def test_onnx_export_runs_the_trees(tmp_path):
     got = model.predict(x)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)
+
+
+def test_converted_regression_trees_give_scikit_learns_predictions():
+    x, labels = data()
+    target = np.nan_to_num(x[:, 0]) * 0.3 + labels[:, 1] * 0.5
+    regressor = ensemble.HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=15, early_stopping=False,
+                                                       random_state=0).fit(x, target)
+    trees = from_sklearn([regressor])
+    with torch.no_grad():
+        got = trees(torch.from_numpy(x))[:, 0].numpy()
+    np.testing.assert_allclose(got, regressor.predict(x), atol=1e-5)
+    assert np.corrcoef(got, target)[0, 1] > 0.9
+
+
+def test_severity_trees_compose_each_dimension_from_its_types_and_survive_export(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
+    from vqscope.export import export_onnx, use_onnx
+    from vqscope.taxonomy import types_of
+
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(800, features.dim)).astype(np.float32)
+    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5) * (1.0 + 0.5 * x[:, 12:13]), 0.0, 1.0)
+    net = tree_network(features.dim)
+    composed = net.with_severity_trees(fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7)).eval()
+    assert composed.config.composed == DIMENSIONS
+    assert composed.config.hidden == () and len(composed.heads) == 0  # no trunk, no linear head left
+
+    q = torch.from_numpy(x[:6])
+    with torch.no_grad():
+        out = composed(q)
+        k = composed.severity_head(q).clamp(0, 1)
+        p = torch.sigmoid(composed.distortion_head(q))
+    kept = 1 - (1 - k) * p
+    for d in DIMENSIONS:
+        types = DISTORTION_TYPES if d == "overall" else types_of(d)
+        columns = [i for i, t in enumerate(DISTORTION_TYPES) if t in types]
+        torch.testing.assert_close(out[d], kept[:, columns].prod(dim=1) * 100)
+    assert float(out["overall"].min()) < float(out["noise"].min())  # overall takes every type's toll
+
+    info = ModelInfo("severity-test", 1, "test", training={"data": "none"}, card={"summary": "test"})
+    path = Model(info, features, composed).save(tmp_path / "severity-test-1.safetensors")
+    expected = Model.load(path).predict(x[:6])
+    for key in out:
+        np.testing.assert_allclose(expected[key], out[key].numpy(), atol=1e-4)
+    model = Model.load(path)
+    use_onnx(model, export_onnx(model, tmp_path / "export"))
+    got = model.predict(x[:6])
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)

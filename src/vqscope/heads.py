@@ -39,16 +39,28 @@ class HeadConfig:
     # (trees, nodes, depth) of a boosted-tree distortion head on the raw features, in place of
     # the linear one on the trunk; () for the linear head.
     distortion_trees: tuple[int, ...] = ()
+    # (trees, nodes, depth) of a boosted-tree severity head: per type, the share of quality it
+    # leaves. With it, taxonomy dimensions are composed from the types (see `forward`) instead
+    # of read from linear heads.
+    severity_trees: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "heads", tuple(self.heads))
         object.__setattr__(self, "distortions", tuple(self.distortions))
         object.__setattr__(self, "distortion_trees", tuple(int(v) for v in self.distortion_trees))
+        object.__setattr__(self, "severity_trees", tuple(int(v) for v in self.severity_trees))
         if self.primary not in self.heads:
             raise ValueError(f"primary head {self.primary!r} is not among heads {self.heads}")
-        if self.distortion_trees and (len(self.distortion_trees) != 3 or not self.distortions):
-            raise ValueError("distortion_trees is (trees, nodes, depth) and needs distortion types")
+        for name in ("distortion_trees", "severity_trees"):
+            shape = getattr(self, name)
+            if shape and (len(shape) != 3 or not self.distortions):
+                raise ValueError(f"{name} is (trees, nodes, depth) and needs distortion types")
+
+    @property
+    def composed(self) -> tuple[str, ...]:
+        """Heads composed from the severity head (the taxonomy dimensions), not linear."""
+        return tuple(h for h in self.heads if h in DIMENSIONS) if self.severity_trees else ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +84,8 @@ class PredictionNetwork(nn.Module):
             layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(config.dropout)]
             width = hidden
         self.trunk = nn.Sequential(*layers)
-        self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in config.heads})
+        self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in config.heads if name not in config.composed})
+        self.severity_head = BoostedTrees(len(config.distortions), *config.severity_trees) if config.severity_trees else None
         self.distortion_head: nn.Module | None = None
         if config.distortion_trees:
             self.distortion_head = BoostedTrees(len(config.distortions), *config.distortion_trees)
@@ -118,6 +131,21 @@ class PredictionNetwork(nn.Module):
         network.load_state_dict(kept, strict=True)
         return network.train(self.training)
 
+    def with_severity_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
+        """This network with `trees` as its severity head: its taxonomy dimensions are then
+        composed from the types, their linear heads (and a trunk nothing else reads) dropped."""
+        if trees.outputs != len(self.config.distortions):
+            raise ValueError(f"{trees.outputs} tree outputs for {len(self.config.distortions)} distortion types")
+        config = HeadConfig(**{**self.config.to_dict(), "severity_trees": trees.shape[1:]})
+        if config.distortion_trees and all(h in config.composed for h in config.heads):
+            config = HeadConfig(**{**config.to_dict(), "hidden": ()})  # nothing reads the trunk
+        network = PredictionNetwork(config)
+        wanted = network.state_dict()
+        kept = {k: v for k, v in self.state_dict().items() if k in wanted and not k.startswith("severity_head.")}
+        kept.update({f"severity_head.{k}": v for k, v in trees.state_dict().items()})
+        network.load_state_dict(kept, strict=True)
+        return network.train(self.training)
+
     def _gate_columns(self, head: str) -> list[int]:
         """Distortion-head columns that gate score head `head` (none for dataset heads)."""
         if not (self.config.gate_dimensions and self.config.distortions):
@@ -132,12 +160,30 @@ class PredictionNetwork(nn.Module):
         distortion types is detected. Without the gate, a clean video's dimension scores
         scatter a few points below 100 from content alone, and that scatter, not the
         distortions, would decide how clean videos rank against mildly distorted ones.
+
+        With a severity head, a taxonomy dimension is composed the way its training target is
+        built: 100 times the product, over its types (all twelve for overall), of
+        1 - (1 - k) * p, k being the share of quality the type would leave (severity head,
+        clamped to [0, 1]) and p the probability that it is there (distortion head).
         """
         z = self.embed(x)
         names = heads if heads is not None else self.output_names
         out: dict[str, torch.Tensor] = {}
         probs = None
+        kept = None
         for name in names:
+            if name in self.config.composed:
+                if probs is None:
+                    probs = torch.sigmoid(self.distortion_logits(z, x))
+                if kept is None:
+                    # A type takes away what its severity head says, as far as it is detected;
+                    # a dimension keeps the product of what its types leave.
+                    assert self.severity_head is not None
+                    kept = 1.0 - (1.0 - self.severity_head(x).clamp(0.0, 1.0)) * probs
+                types = self.config.distortions if name == "overall" else types_of(name)
+                columns = [i for i, t in enumerate(self.config.distortions) if t in types]
+                out[name] = kept[:, columns].prod(dim=1) * 100.0
+                continue
             columns = [] if name.startswith(DISTORTION_PREFIX) else self._gate_columns(name)
             if (name.startswith(DISTORTION_PREFIX) or columns) and probs is None:
                 probs = torch.sigmoid(self.distortion_logits(z, x))

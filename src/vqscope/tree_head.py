@@ -1,16 +1,17 @@
-"""Boosted-tree distortion head: gradient-boosted trees evaluated with tensor gathers.
+"""Boosted-tree heads: gradient-boosted trees evaluated with tensor gathers.
 
 The default model's features are some seventy hand-made statistics, a table rather than an
 image, and on tables gradient-boosted trees find the thresholds that tell a distortion from
 content better than an MLP does (the model card's cross-validation measures it). Trees are
-trained with scikit-learn's `HistGradientBoostingClassifier`, one binary ensemble per
-distortion type, and converted here into fixed-size tensors (buffers of the prediction network,
+trained with scikit-learn's `HistGradientBoostingClassifier` (a distortion head: one binary
+ensemble per type) or `HistGradientBoostingRegressor` (a severity head: how much quality each
+type leaves), and converted here into fixed-size tensors (buffers of the prediction network,
 saved in the same model file), so the network stays one `torch.nn.Module`: it runs anywhere
 PyTorch runs, exports to ONNX (gathers and comparisons) and needs no scikit-learn to score.
 
-Evaluation walks every tree of every type at once, one level per step: a node is an index
-into flat arrays of split feature, threshold and children; leaves point to themselves, so
-after `depth` steps every walk rests on its leaf.
+Evaluation walks every tree of every output at once, one level per step: a node is a row of
+one table (split feature, threshold, children); leaves point to themselves, so after `depth`
+steps every walk rests on its leaf.
 """
 
 from __future__ import annotations
@@ -75,24 +76,29 @@ def _tree_arrays(nodes: Any) -> dict[str, np.ndarray]:
     }
 
 
-def from_sklearn(classifiers: Sequence[Any]) -> BoostedTrees:
-    """One `BoostedTrees` from fitted binary `HistGradientBoostingClassifier`s (one per output).
+def from_sklearn(models: Sequence[Any]) -> BoostedTrees:
+    """One `BoostedTrees` from fitted `HistGradientBoostingClassifier`s (binary: the output is
+    the logit) or `HistGradientBoostingRegressor`s (squared error: the output is the
+    prediction), one per output.
 
     Reads the fitted predictors (`_predictors`, `_baseline_prediction`: scikit-learn's own
-    representation, checked against `predict_proba` by the tests for the installed version).
+    representation, checked against `predict_proba` and `predict` by the tests for the
+    installed version).
     """
     per_output = []
-    for clf in classifiers:
-        if len(getattr(clf, "classes_", ())) != 2:
-            raise ValueError("each classifier must be a fitted binary classifier")
-        trees = [_tree_arrays(predictors[0].nodes) for predictors in clf._predictors]
-        per_output.append((float(np.ravel(clf._baseline_prediction)[0]), trees))
+    for model in models:
+        if hasattr(model, "classes_") and len(model.classes_) != 2:
+            raise ValueError("a classifier must be binary")
+        if not getattr(model, "_predictors", None):
+            raise ValueError("each model must be a fitted HistGradientBoosting model")
+        trees = [_tree_arrays(predictors[0].nodes) for predictors in model._predictors]
+        per_output.append((float(np.ravel(model._baseline_prediction)[0]), trees))
     n_trees = max(1, max(len(trees) for _, trees in per_output))
     n_nodes = max(1, max((len(t["feature"]) for _, trees in per_output for t in trees), default=1))
     depth = max(1, max((t["depth"] for _, trees in per_output for t in trees), default=1))
-    head = BoostedTrees(len(classifiers), n_trees, n_nodes, depth)
+    head = BoostedTrees(len(models), n_trees, n_nodes, depth)
     table, value = head.table.numpy().copy(), head.value.numpy().copy()
-    baseline = np.zeros(len(classifiers), dtype=np.float32)
+    baseline = np.zeros(len(models), dtype=np.float32)
     for o, (base, trees) in enumerate(per_output):
         baseline[o] = base
         for t, arrays in enumerate(trees):
@@ -117,23 +123,26 @@ def fit_boosted_trees(
     features: np.ndarray,
     labels: np.ndarray,
     *,
+    regression: bool = False,
     max_iter: int = 300,
     learning_rate: float = 0.05,
     max_leaf_nodes: int = 15,
     l2_regularization: float = 1.0,
     seed: int = 0,
 ) -> BoostedTrees:
-    """One binary ensemble per column of `labels` ([rows, outputs] of 0/1), fitted on `features`."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    """One ensemble per column of `labels`, fitted on `features`: binary classifiers of 0/1
+    labels (outputs are logits), or with `regression` squared-error regressors of real labels."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    classifiers = []
+    settings = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                    l2_regularization=l2_regularization, early_stopping=False, random_state=seed)
+    models = []
     for j in range(labels.shape[1]):
+        if regression:
+            models.append(HistGradientBoostingRegressor(**settings).fit(features, np.asarray(labels[:, j], dtype=float)))
+            continue
         y = np.asarray(labels[:, j]).astype(int)
         if y.min() == y.max():
             raise ValueError(f"output {j}: the training rows hold one class only")
-        clf = HistGradientBoostingClassifier(
-            max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-            l2_regularization=l2_regularization, early_stopping=False, random_state=seed,
-        )
-        classifiers.append(clf.fit(features, y))
-    return from_sklearn(classifiers)
+        models.append(HistGradientBoostingClassifier(**settings).fit(features, y))
+    return from_sklearn(models)

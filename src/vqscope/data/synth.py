@@ -137,13 +137,20 @@ def frame_levels(recipe: Recipe, n_frames: int) -> np.ndarray:
     return levels
 
 
-def dimension_targets(levels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame 0-100 target of each dimension from per-frame levels [frames, 12]."""
+def type_keep(levels: np.ndarray) -> np.ndarray:
+    """Per frame and type, the share of quality the type leaves, 1 - quality_loss(level)
+    (1 where absent): [frames, 12] from per-frame levels [frames, 12]."""
     keep = np.ones(levels.shape, dtype=np.float64)
     for j, name in enumerate(DISTORTION_TYPES):
         n = TYPES[name].n_levels
         table = np.array([1.0] + [1.0 - quality_loss(k, n) for k in range(n)])
         keep[:, j] = table[levels[:, j]]
+    return keep
+
+
+def dimension_targets(levels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame 0-100 target of each dimension from per-frame levels [frames, 12]."""
+    keep = type_keep(levels)
     out = {}
     for dim in DIMENSIONS:
         cols = [j for j, t in enumerate(DISTORTION_TYPES) if dim == "overall" or DISTORTION_DIMENSION[t] == dim]
@@ -301,20 +308,30 @@ def _record(results, index, made: int, total: int, log: Callable[[str], None]) -
     return made
 
 
+def _clip_means(times: np.ndarray, per_frame: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Mean of per-frame rows over each clip's [start, end) span (the frame nearest the key
+    frame where no frame time falls inside)."""
+    out = []
+    for start, end, key in spans:
+        inside = (times >= start - 1e-6) & (times < end - 1e-6)
+        if not inside.any():
+            inside = np.abs(times - key) == np.abs(times - key).min()
+        out.append(per_frame[inside].mean(axis=0))
+    return np.asarray(out)
+
+
 def clip_labels(times: np.ndarray, levels: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per clip: the six dimension targets [clips, 6] and the share of the clip's frames that
     carry each type [clips, 12] (soft presence), over each clip's [start, end) span."""
     dims = dimension_targets(levels)
     dim_matrix = np.stack([dims[d] for d in DIMENSIONS], axis=1)
-    present = (levels > 0).astype(np.float64)
-    d_out, p_out = [], []
-    for start, end, key in spans:
-        inside = (times >= start - 1e-6) & (times < end - 1e-6)
-        if not inside.any():
-            inside = np.abs(times - key) == np.abs(times - key).min()
-        d_out.append(dim_matrix[inside].mean(axis=0))
-        p_out.append(present[inside].mean(axis=0))
-    return np.asarray(d_out), np.asarray(p_out)
+    return _clip_means(times, dim_matrix, spans), _clip_means(times, (levels > 0).astype(np.float64), spans)
+
+
+def clip_keep(times: np.ndarray, levels: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Per clip and type, the mean share of quality the type leaves over the clip's frames
+    ([clips, 12], 1 where absent): what a severity head learns."""
+    return _clip_means(times, type_keep(levels), spans)
 
 
 @dataclass
@@ -326,6 +343,7 @@ class FineClipSet:
     presence: np.ndarray  # [clips, 12] share of the clip's frames carrying each type
     sample_index: np.ndarray  # [clips] -> index into `samples`
     samples: list[SynthSample]
+    keep: np.ndarray | None = None  # [clips, 12] share of quality each type leaves (clip_keep)
 
 
 def extract_synth_features(
@@ -338,13 +356,14 @@ def extract_synth_features(
     """Features of every sample (through the feature cache) and its clip labels."""
     root = Path(folder)
     cached_features = corpus_features(root, [s.video for s in samples], config, workers, log)
-    feats, dims, pres, owner = [], [], [], []
+    feats, dims, pres, keep, owner = [], [], [], [], []
     for i, (s, cached) in enumerate(zip(samples, cached_features)):
         labels = np.load(root / s.labels)
         d, p = clip_labels(labels["times"], labels["levels"], cached.spans)
         feats.append(cached.features)
         dims.append(d)
         pres.append(p)
+        keep.append(clip_keep(labels["times"], labels["levels"], cached.spans))
         owner.append(np.full(len(d), i))
     return FineClipSet(np.concatenate(feats), np.concatenate(dims), np.concatenate(pres),
-                       np.concatenate(owner), list(samples))
+                       np.concatenate(owner), list(samples), np.concatenate(keep))
