@@ -93,3 +93,14 @@ def test_onnx_export_keeps_the_gate_and_the_distortion_head(tmp_path):
     assert set(got) == set(expected)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)
+
+
+def test_non_finite_features_give_a_typed_error_not_a_nan_score(video_factory):
+    from vqscope.errors import CorruptVideoError
+
+    model = load_model()
+    features = model.extractor.extract(video_factory("nan.mp4", n=30, height=72, width=96))
+    assert model.result_from_features(features, "nan.mp4").score >= 0  # finite features score
+    features.clips[0].vector[3] = np.nan
+    with pytest.raises(CorruptVideoError, match="non-finite features"):
+        model.result_from_features(features, "nan.mp4")

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from .backbones import get_backbone_spec
 from .calibration import Calibration, GradeScale
 from .describe import attach_dimension_descriptions, describe
-from .errors import ModelFileError
+from .errors import CorruptVideoError, ModelFileError
 from .features import FeatureConfig, FeatureExtractor, VideoFeatures
 from .heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
 from .result import ClipResult, DimensionScore, Result
@@ -142,7 +142,12 @@ class Model:
 
     def result_from_features(self, vf: VideoFeatures, video: str) -> Result:
         config = self.network.config
-        per_head = self.predict(vf.matrix)
+        matrix = vf.matrix
+        if not np.isfinite(matrix).all():
+            # No statistic is known to do this on decodable frames; if one ever does, a score
+            # of NaN must not reach the results.
+            raise CorruptVideoError(f"{video}: the decoded frames gave non-finite features; no score", video)
+        per_head = self.predict(matrix)
         # The primary head is "overall"; a dataset-trained model's primary head (its dataset's
         # MOS) stands in for it. Other dimensions appear only where the model has their heads.
         clip_dims = {d: np.clip(per_head[d], 0.0, 100.0) for d in DIMENSIONS if d != "overall" and d in per_head}

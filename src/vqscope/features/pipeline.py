@@ -336,7 +336,11 @@ class ScoringPipeline:
         share = (time.perf_counter() - started) / max(1, sum(len(v.clips) for v in batch))
         out: list[tuple[str, Result | VQScopeError]] = []
         for video, vf in zip(batch, features):
-            result = self.model.result_from_features(vf, video.path)
+            try:
+                result = self.model.result_from_features(vf, video.path)
+            except VQScopeError as exc:  # this video's features cannot be scored; the others can
+                out.append((video.path, exc))
+                continue
             result.elapsed_s = video.decode_s + share * len(video.clips)
             out.append((video.path, result))
         return out
