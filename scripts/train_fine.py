@@ -53,10 +53,9 @@ FEATURE_SETS = {
 }
 UNION = FEATURE_SETS["statistics+color"]
 SETTING = {"hidden": (512, 256), "weight_decay": 1e-1, "gate": True}  # chosen by the same CV among (512,), (1024,), (512, 256)
-# The boosted-tree distortion head (tree_head.py): scikit-learn HistGradientBoostingClassifier
-# settings, one ensemble per type, on clip features.
+# The boosted-tree heads (tree_head.py): scikit-learn HistGradientBoosting settings, one
+# ensemble per type, on clip features.
 TREES = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15, "l2_regularization": 1.0}
-TREE_SETS = tuple(FEATURE_SETS)
 
 
 def columns_of(config: FeatureConfig, union: FeatureConfig = UNION) -> np.ndarray:
@@ -81,9 +80,9 @@ def severity_trees(clips, rows: np.ndarray, seed: int):
 
 
 def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, folds: int = 4) -> dict[str, dict]:
-    """k-fold cross-validation by source over the non-test sources, one fit per fold and set;
-    for the sets in TREE_SETS also with the boosted-tree distortion head on the same fold, and
-    with both tree heads (dimensions composed from the severity head)."""
+    """k-fold cross-validation by source over the non-test sources, one fit per fold and set,
+    each also with the boosted-tree distortion head on the same fold, and with both tree heads
+    (dimensions composed from the severity head)."""
     names = sorted({s.source for s in samples if s.split != "test"},
                    key=lambda n: hashlib.sha256(f"cv{seed}:{n}".encode()).hexdigest())
     fold_of = {n: i % folds for i, n in enumerate(names)}
@@ -91,6 +90,7 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
     out = {}
     for set_name, config in FEATURE_SETS.items():
         x = clips.features[:, columns_of(config)]
+        sliced = FineClipSet(x, clips.dimensions, clips.presence, clips.sample_index, clips.samples, clips.keep)
         runs, tree_runs, severity_runs = [], [], []
         for k in range(folds):
             val = np.flatnonzero([fold_of.get(n, -1) == k for n in source])
@@ -98,22 +98,18 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
             fit = fit_fine(x, clips.dimensions, clips.presence, clips.sample_index, video_dims, video_presence,
                            train, val, DIMENSIONS, DISTORTION_TYPES, settings=(SETTING,), seed=seed)
             runs.append({**fit.val, "epoch": fit.setting["epoch"]})
-            if set_name in TREE_SETS:
-                sliced = FineClipSet(x, clips.dimensions, clips.presence, clips.sample_index, clips.samples, clips.keep)
-                rows = np.isin(clips.sample_index, train)
-                with_trees = fit.network.with_distortion_trees(distortion_trees(sliced, rows, seed))
-                val_clip = np.isin(clips.sample_index, val)
+            rows = np.isin(clips.sample_index, train)
+            with_trees = fit.network.with_distortion_trees(distortion_trees(sliced, rows, seed))
+            val_clip = np.isin(clips.sample_index, val)
 
-                def figures(network) -> dict:
-                    return {**fine_scores(network, x[val_clip], np.unique(clips.sample_index[val_clip], return_inverse=True)[1],
-                                          video_dims[np.sort(val)], video_presence[np.sort(val)]),
-                            "epoch": fit.setting["epoch"]}
+            def figures(network) -> dict:
+                return {**fine_scores(network, x[val_clip], np.unique(clips.sample_index[val_clip], return_inverse=True)[1],
+                                      video_dims[np.sort(val)], video_presence[np.sort(val)]),
+                        "epoch": fit.setting["epoch"]}
 
-                tree_runs.append(figures(with_trees))
-                severity_runs.append(figures(with_trees.with_severity_trees(severity_trees(sliced, rows, seed))))
+            tree_runs.append(figures(with_trees))
+            severity_runs.append(figures(with_trees.with_severity_trees(severity_trees(sliced, rows, seed))))
         for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs), (f"{set_name}+trees+severity", severity_runs)):
-            if not rs:
-                continue
             out[name] = {key: round(float(np.mean([r[key] for r in rs])), 4) for key in rs[0]}
             out[name]["epochs"] = [int(r["epoch"]) for r in rs]
             log(f"{folds}-fold CV, {name}: mean AUC {out[name]['mean_auc']:.4f}, "

@@ -122,36 +122,39 @@ class PredictionNetwork(nn.Module):
 
     def with_distortion_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
         """This network with `trees` as its distortion head (trunk and score heads kept)."""
-        if trees.outputs != len(self.config.distortions):
-            raise ValueError(f"{trees.outputs} tree outputs for {len(self.config.distortions)} distortion types")
-        config = HeadConfig(**{**self.config.to_dict(), "distortion_trees": trees.shape[1:]})
-        network = PredictionNetwork(config)
-        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("distortion_head.")}
-        kept.update({f"distortion_head.{k}": v for k, v in trees.state_dict().items()})
-        network.load_state_dict(kept, strict=True)
-        return network.train(self.training)
+        return self._with_tree_head("distortion_head", trees, distortion_trees=trees.shape[1:])
 
     def with_severity_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
         """This network with `trees` as its severity head: its taxonomy dimensions are then
         composed from the types, their linear heads (and a trunk nothing else reads) dropped."""
+        config = HeadConfig(**{**self.config.to_dict(), "severity_trees": trees.shape[1:]})
+        trunk_read = not config.distortion_trees or any(h not in config.composed for h in config.heads)
+        return self._with_tree_head("severity_head", trees, severity_trees=trees.shape[1:],
+                                    hidden=config.hidden if trunk_read else ())
+
+    def _with_tree_head(self, attribute: str, trees: BoostedTrees, **changes: Any) -> "PredictionNetwork":
+        """A new network with `changes` to the config and `trees` as module `attribute`; every
+        other weight the new network still has is carried over."""
         if trees.outputs != len(self.config.distortions):
             raise ValueError(f"{trees.outputs} tree outputs for {len(self.config.distortions)} distortion types")
-        config = HeadConfig(**{**self.config.to_dict(), "severity_trees": trees.shape[1:]})
-        if config.distortion_trees and all(h in config.composed for h in config.heads):
-            config = HeadConfig(**{**config.to_dict(), "hidden": ()})  # nothing reads the trunk
-        network = PredictionNetwork(config)
+        network = PredictionNetwork(HeadConfig(**{**self.config.to_dict(), **changes}))
         wanted = network.state_dict()
-        kept = {k: v for k, v in self.state_dict().items() if k in wanted and not k.startswith("severity_head.")}
-        kept.update({f"severity_head.{k}": v for k, v in trees.state_dict().items()})
+        kept = {k: v for k, v in self.state_dict().items() if k in wanted and not k.startswith(attribute + ".")}
+        kept.update({f"{attribute}.{k}": v for k, v in trees.state_dict().items()})
         network.load_state_dict(kept, strict=True)
         return network.train(self.training)
+
+    def _type_columns(self, head: str) -> list[int]:
+        """Distortion-head columns of the types of taxonomy dimension `head` (every type for
+        overall; none for dataset heads)."""
+        types = types_of(head) if head in DIMENSIONS else ()
+        return [i for i, t in enumerate(self.config.distortions) if t in types]
 
     def _gate_columns(self, head: str) -> list[int]:
         """Distortion-head columns that gate score head `head` (none for dataset heads)."""
         if not (self.config.gate_dimensions and self.config.distortions):
             return []
-        types = types_of(head) if head in DIMENSIONS else ()
-        return [i for i, t in enumerate(self.config.distortions) if t in types]
+        return self._type_columns(head)
 
     def forward(self, x: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """x [N, in_dim] -> {head: [N] scores on 0-100, "p:type": [N] probabilities}.
@@ -180,9 +183,7 @@ class PredictionNetwork(nn.Module):
                     # a dimension keeps the product of what its types leave.
                     assert self.severity_head is not None
                     kept = 1.0 - (1.0 - self.severity_head(x).clamp(0.0, 1.0)) * probs
-                types = self.config.distortions if name == "overall" else types_of(name)
-                columns = [i for i, t in enumerate(self.config.distortions) if t in types]
-                out[name] = kept[:, columns].prod(dim=1) * 100.0
+                out[name] = kept[:, self._type_columns(name)].prod(dim=1) * 100.0
                 continue
             columns = [] if name.startswith(DISTORTION_PREFIX) else self._gate_columns(name)
             if (name.startswith(DISTORTION_PREFIX) or columns) and probs is None:

@@ -28,7 +28,9 @@ _THRESHOLD, _LEFT, _RIGHT, _FEATURE, _MISSING_LEFT = range(5)
 
 
 class BoostedTrees(nn.Module):
-    """`outputs` binary ensembles of `trees` trees of at most `nodes` nodes: x [N, F] -> logits [N, outputs]."""
+    """`outputs` ensembles of `trees` trees of at most `nodes` nodes: x [N, F] -> [N, outputs],
+    the sum of each ensemble's leaves and its baseline (a logit for a classifier's trees, the
+    prediction for a regressor's)."""
 
     def __init__(self, outputs: int, trees: int, nodes: int, depth: int):
         super().__init__()
@@ -96,6 +98,8 @@ def from_sklearn(models: Sequence[Any]) -> BoostedTrees:
     n_trees = max(1, max(len(trees) for _, trees in per_output))
     n_nodes = max(1, max((len(t["feature"]) for _, trees in per_output for t in trees), default=1))
     depth = max(1, max((t["depth"] for _, trees in per_output for t in trees), default=1))
+    if len(models) * n_trees * n_nodes >= 2**24:
+        raise ValueError(f"{len(models) * n_trees * n_nodes} nodes: more than float32 node indices can address")
     head = BoostedTrees(len(models), n_trees, n_nodes, depth)
     table, value = head.table.numpy().copy(), head.value.numpy().copy()
     baseline = np.zeros(len(models), dtype=np.float32)
@@ -110,8 +114,6 @@ def from_sklearn(models: Sequence[Any]) -> BoostedTrees:
             table[rows, _FEATURE] = arrays["feature"]
             table[rows, _MISSING_LEFT] = arrays["missing_left"]
             value[rows] = arrays["value"]
-    if len(table) >= 2**24:
-        raise ValueError(f"{len(table)} nodes: more than float32 node indices can address")
     with torch.no_grad():
         head.table.copy_(torch.from_numpy(table))
         head.value.copy_(torch.from_numpy(value))

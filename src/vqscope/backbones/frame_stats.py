@@ -61,8 +61,11 @@ def _blockiness(g: torch.Tensor) -> torch.Tensor:
     return g[border].mean() / (g[inner].mean() + _EPS)
 
 
-# 32-bin luma histogram (entropy) from the 256 codes: the bin torch.histc gives code k.
-_ENTROPY_BIN = torch.stack([torch.histc(torch.tensor([k / 255.0]), bins=32, min=0.0, max=1.0).argmax() for k in range(256)])
+# Code k of the luma plane is the value k / 255 (float64 for the moments).
+_CODE_VALUES = torch.arange(256, dtype=torch.float64) / 255.0
+# 32-bin luma histogram (entropy) from the 256 codes: code k falls in bin floor(32 k / 255),
+# the last bin closed, as torch.histc(bins=32, min=0, max=1) puts it.
+_ENTROPY_BIN = (torch.arange(256) / 255.0 * 32).floor().long().clamp(max=31)
 
 
 class FrameStats(nn.Module):
@@ -100,9 +103,8 @@ class FrameStats(nn.Module):
 
         hist = code_histogram(codes(y))
         n = hist.sum().clamp(min=1)
-        levels = torch.arange(256, dtype=torch.float64) / 255.0
-        y_mean = (hist * levels).sum() / n
-        y_var = (hist * (levels - y_mean).square()).sum() / n
+        y_mean = (hist * _CODE_VALUES).sum() / n
+        y_var = (hist * (_CODE_VALUES - y_mean).square()).sum() / n
         p = torch.zeros(32, dtype=torch.float64).index_add_(0, _ENTROPY_BIN, hist) / n
         entropy = -(p * torch.log2(p.clamp(min=1e-12))).sum() / 5.0
 
