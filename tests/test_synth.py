@@ -25,14 +25,16 @@ from vqscope.data.synth import (
     clip_labels,
     dimension_targets,
     frame_levels,
+    mixes_for,
     read_samples,
     recipe_id,
     recipes_for,
+    sample_recipes,
     source_split,
     sources_from_paths,
     synthesize,
 )
-from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
+from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES, types_of
 from vqscope.video import iter_frames, probe
 from conftest import textured_frames
 
@@ -367,6 +369,39 @@ def test_never_both_exposures_even_when_asked_for_many_pairs():
     assert {s.name for r in combos for s in r} == set(DISTORTION_TYPES)
 
 
+def test_graded_mixes_damage_each_dimension_independently_at_most_once():
+    config = SynthConfig(mixes=3000, mix_share=0.5)
+    mixes = mixes_for(rng(2), config)
+    assert len(mixes) == 3000 and mixes == mixes_for(rng(2), config)
+    damaged = Counter()
+    for recipe in mixes:
+        dims = [DISTORTION_DIMENSION[s.name] for s in recipe]
+        assert len(set(dims)) == len(dims)  # one type a dimension at most: never both exposures
+        assert all(s.whole and 0 <= s.level < TYPES[s.name].n_levels for s in recipe)
+        damaged.update(dims)
+    for dim in DIMENSIONS[:-1]:
+        assert damaged[dim] / len(mixes) == pytest.approx(0.5, abs=0.04), dim
+    # every type and level of every dimension turns up; the number of damaged dimensions
+    # is binomial (5, 0.5): some mixes are clean, some damage all five
+    assert {(s.name, s.level) for r in mixes for s in r} == ALL_SINGLES
+    sizes = Counter(len(r) for r in mixes)
+    assert set(sizes) == set(range(6)) and sizes[0] == pytest.approx(3000 / 32, rel=0.35)
+    assert all(len(r) == 5 for r in mixes_for(rng(2), SynthConfig(mixes=20, mix_share=1.0)))
+    assert all(r == () for r in mixes_for(rng(2), SynthConfig(mixes=20, mix_share=0.0)))
+
+
+def test_asking_for_mixes_leaves_the_catalogue_as_it_was():
+    source = Source("clipA", "video", "unused.mp4", "test")
+    plain = sample_recipes(source, 0, SynthConfig(pairs=4, triples=2))
+    more = sample_recipes(source, 0, SynthConfig(pairs=4, triples=2, mixes=6))
+    assert more[: len(plain)] == plain and len(more) == len(plain) + 6
+    assert [name for name, _ in plain] == [recipe_id(r) for _, r in plain]
+    mix_names = [name for name, _ in more[len(plain):]]
+    assert mix_names == [f"mix{i}-{recipe_id(r)}" for i, (_, r) in enumerate(more[len(plain):])]
+    assert len({name for name, _ in more}) == len(more)  # a mix never takes a catalogue sample's name
+    assert sample_recipes(source, 1, SynthConfig(mixes=6))[-6:] != more[-6:]  # per segment
+
+
 # --- labels: frame levels, dimension targets, clip labels ---------------------------------
 
 
@@ -650,6 +685,27 @@ def test_another_seed_gives_other_recipes(corpus, tmp_path):
     assert singles == Counter(ALL_SINGLES)
 
 
+def test_graded_mixes_are_rendered_and_labelled_dimension_by_dimension(source_files, tmp_path):
+    photo = sources_from_paths([source_files / "photoB.png"])
+    config = SynthConfig(**{**CONFIG.__dict__, "pairs": 0, "triples": 0, "mixes": 4, "mix_share": 0.7})
+    samples = synthesize(photo, tmp_path / "m", config, log=lambda m: None)
+    mixes = [s for s in samples if s.kind == "mix"]
+    assert len(mixes) == 4 and len(samples) == 1 + len(ALL_SINGLES) + 4
+    assert Counter(s.kind for s in samples if s.kind != "mix") == {"pristine": 1, "single": len(ALL_SINGLES)}
+    assert any(len(s.recipe) >= 2 for s in mixes)
+    for s in mixes:
+        recipe = tuple(Step(**r) for r in s.recipe)
+        assert s.id.split("~")[-1].startswith("mix") and s.id.endswith(recipe_id(recipe))
+        assert (tmp_path / "m" / s.video).is_file()
+        levels = np.load(tmp_path / "m" / s.labels)["levels"]
+        assert np.array_equal(levels, frame_levels(recipe, s.frames))
+        for dim in DIMENSIONS[:-1]:
+            mine = [st for st in recipe if DISTORTION_DIMENSION[st.name] == dim]
+            expected = 100.0 * (1 - quality_loss(mine[0].level, TYPES[mine[0].name].n_levels)) if mine else 100.0
+            assert s.dimensions[dim] == pytest.approx(expected, abs=1e-3), (s.id, dim)
+            assert sum(s.presence[t] for t in types_of(dim)) == len(mine)
+
+
 def test_source_names_must_be_unique(source_files, tmp_path):
     twins = [Source("same", "photo", str(source_files / "photoB.png"), "a"),
              Source("same", "video", str(source_files / "clipA.mp4"), "b")]
@@ -704,6 +760,14 @@ def test_cli_synth_rejects_a_too_short_segment(capsys, source_files, tmp_path):
     assert code != 0 and len(lines) == 1 and lines[0].startswith("vqscope: error:") and "--seconds" in lines[0]
 
 
+@pytest.mark.parametrize("option", [("--mixes", "-1"), ("--mix-share", "1.5")])
+def test_cli_synth_rejects_bad_mix_options(capsys, source_files, tmp_path, option):
+    code = main(["synth", str(source_files / "clipA.mp4"), "--out", str(tmp_path / "c"), *option])
+    lines = error_lines(capsys)
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("vqscope: error:") and option[0] in lines[0]
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_synth_into_a_file_is_a_one_line_error(capsys, source_files, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("in the way")
@@ -715,14 +779,15 @@ def test_cli_synth_into_a_file_is_a_one_line_error(capsys, source_files, tmp_pat
 def test_cli_synth_renders_a_tiny_corpus(capsys, source_files, tmp_path):
     out = tmp_path / "corpus"
     code = main(["synth", str(source_files / "clipA.mp4"), "--out", str(out), "--seconds", "0.7",
-                 "--pairs", "1", "--triples", "0", "--holdout", "clipA", "--max-long-side", "128"])
+                 "--pairs", "1", "--triples", "0", "--mixes", "2", "--holdout", "clipA", "--max-long-side", "128"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    n = 1 + len(ALL_SINGLES) + 1
+    n = 1 + len(ALL_SINGLES) + 1 + 2
     assert f"{n} samples in {out} (0 train, 0 val, {n} test) from 1 sources" in captured.out
     assert len((out / "samples.jsonl").read_text().splitlines()) == n
     samples = read_samples(out)
     assert len(samples) == n and {(s.width, s.height) for s in samples} == {(128, 96)}  # capped long side
+    assert sum(s.kind == "mix" for s in samples) == 2
     assert "rendered" in captured.err
 
 

@@ -220,7 +220,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth", help="render a labelled corpus of graded synthetic distortions",
         description="Apply the twelve distortion types (each at every level, alone and in random pairs and "
-                    "triples, some confined to a stretch of the video) to source videos and photographs, and "
+                    "triples, some confined to a stretch of the video; optionally graded mixes that damage every "
+                    "dimension independently) to source videos and photographs, and "
                     "write the videos with per-frame labels, per-dimension targets and a samples.jsonl index. "
                     "Deterministic for a seed; resumes an interrupted build.")
     p.add_argument("sources", nargs="*", metavar="PATH", help="source videos, photographs or folders")
@@ -234,6 +235,11 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=2.5, help="length of each source segment (default 2.5)")
     p.add_argument("--pairs", type=int, default=5, help="random two-type recipes per source (default 5)")
     p.add_argument("--triples", type=int, default=3, help="random three-type recipes per source (default 3)")
+    p.add_argument("--mixes", type=int, default=0,
+                   help="graded mixes per source, each dimension damaged independently by one of its types "
+                        "at a random level (default 0)")
+    p.add_argument("--mix-share", type=float, default=0.5,
+                   help="chance that a graded mix damages a given dimension (default 0.5)")
     p.add_argument("--max-long-side", type=int, default=768, help="rendering size cap in pixels (default 768)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", "-j", type=int, default=1, help="render this many sources at once")
@@ -246,8 +252,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     if not args.seconds > 0.5:
         raise ConfigError("--seconds must be more than 0.5 (a clip needs a few frames)")
-    if args.pairs < 0 or args.triples < 0 or args.workers < 1 or args.max_long_side < 64:
-        raise ConfigError("--pairs/--triples must be >= 0, --workers >= 1, --max-long-side >= 64")
+    if args.pairs < 0 or args.triples < 0 or args.mixes < 0 or args.workers < 1 or args.max_long_side < 64:
+        raise ConfigError("--pairs/--triples/--mixes must be >= 0, --workers >= 1, --max-long-side >= 64")
+    if not 0.0 <= args.mix_share <= 1.0:
+        raise ConfigError("--mix-share must be in [0, 1]")
     if not 0.0 <= args.test_share < 1.0:
         raise ConfigError("--test-share must be in [0, 1)")
     try:
@@ -263,7 +271,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError("two sources have the same name; rename one (names decide the held-out split)")
-    config = SynthConfig(seconds=args.seconds, pairs=args.pairs, triples=args.triples,
+    config = SynthConfig(seconds=args.seconds, pairs=args.pairs, triples=args.triples, mixes=args.mixes,
+                         mix_share=args.mix_share,
                          max_long_side=args.max_long_side, test_share=args.test_share,
                          holdout=tuple(h.strip() for h in args.holdout.split(",") if h.strip()), seed=args.seed)
     try:

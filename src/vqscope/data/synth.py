@@ -5,6 +5,14 @@ the taxonomy at each of its levels, and with random combinations of two and thre
 share of the single-type samples confines the distortion to a stretch of the video, so the
 heads learn to say *when* a problem happens, not only whether.
 
+"Graded mixes" are the FineVQ-like part: in each, every one of the five dimensions is damaged
+independently (with probability `mix_share`, by one of its types at a random level), so every
+dimension varies across the mixes the way each dimension's opinion score varies across a
+rated set of real uploads. In the catalogue above most videos leave a given dimension
+untouched, and a dimension's SROCC there mostly measures how clean videos are ordered among
+themselves; over mixes it measures whether the damage to that dimension is told apart from
+the damage to the others.
+
 Labels come from what was done, frame by frame: which types at which level (`levels.npz`,
 [frames, 12], 0 = absent, k = level k-1), and from those the six dimension targets through
 one designed table (`distortions.quality_loss`): a dimension's score is 100 times the product
@@ -31,7 +39,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
+from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES, types_of
 from .corpus import corpus_features, read_index, slug, stable_hash
 from .distortions import TYPES, Step, apply, quality_loss, span_frames
 from .encode import write_video
@@ -51,6 +59,8 @@ class SynthConfig:
     pairs: int = 5  # random two-type recipes per segment
     triples: int = 3  # random three-type recipes per segment
     localised_share: float = 0.3  # single-type samples confined to a stretch of the video
+    mixes: int = 0  # graded mixes per segment: each dimension damaged independently
+    mix_share: float = 0.5  # chance that a mix damages a given dimension
     max_long_side: int = 960  # rendering size cap (aspect kept)
     test_share: float = 0.2  # sources held out for testing by a stable hash of the name
     val_share: float = 0.1  # sources kept for choosing training options
@@ -77,8 +87,16 @@ class SynthSample:
     seconds_to_build: float = 0.0
     extra: dict = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """pristine, single, pair, triple (the catalogue) or mix (a graded mix)."""
+        if self.id.rsplit("~", 1)[-1].startswith(MIX_PREFIX):
+            return "mix"
+        return ("pristine", "single", "pair", "triple")[len(self.recipe)]
+
 
 Recipe = tuple[Step, ...]
+MIX_PREFIX = "mix"  # sample ids of graded mixes: <source>~<segment>~mix<i>-<recipe id>
 
 
 def source_split(name: str, config: SynthConfig) -> str:
@@ -126,6 +144,31 @@ def recipes_for(rng: np.random.Generator, config: SynthConfig) -> list[Recipe]:
                 seen.add(recipe)
                 made += 1
     return out + sorted(seen)
+
+
+def mixes_for(rng: np.random.Generator, config: SynthConfig) -> list[Recipe]:
+    """`config.mixes` graded mixes: each of the five dimensions gets, with probability
+    `config.mix_share`, one of its types at a random level (so at most one type a dimension,
+    and never both exposures). A mix may come out undistorted; it stays in, as in a rated set."""
+    out: list[Recipe] = []
+    for _ in range(config.mixes):
+        steps = []
+        for dim in DIMENSIONS[:-1]:
+            if rng.random() < config.mix_share:
+                name = str(rng.choice(types_of(dim)))
+                steps.append(Step(name, int(rng.integers(0, TYPES[name].n_levels))))
+        out.append(tuple(sorted(steps)))
+    return out
+
+
+def sample_recipes(source: Source, segment: int, config: SynthConfig) -> list[tuple[str, Recipe]]:
+    """(recipe name, recipe) of every sample of a source segment: the catalogue, then the
+    graded mixes (from their own random stream, so asking for more mixes changes nothing else)."""
+    rng = np.random.default_rng([config.seed, stable_hash(source.name), segment])
+    out = [(recipe_id(r), r) for r in recipes_for(rng, config)]
+    mix_rng = np.random.default_rng([config.seed, stable_hash(source.name), segment, stable_hash("mixes")])
+    out += [(f"{MIX_PREFIX}{i}-{recipe_id(r)}", r) for i, r in enumerate(mixes_for(mix_rng, config))]
+    return out
 
 
 def frame_levels(recipe: Recipe, n_frames: int) -> np.ndarray:
@@ -205,16 +248,15 @@ class _Unit:
     source: Source
     segment: int
     split: str
-    todo: tuple[Recipe, ...]
+    todo: tuple[tuple[str, Recipe], ...]  # (recipe name, recipe)
 
 
 def _units(sources: Sequence[Source], config: SynthConfig, done: set[str]) -> Iterator[_Unit]:
     for source in sources:
         split = source_split(source.name, config)
         for segment in range(config.segments if source.kind == "video" else 1):
-            rng = np.random.default_rng([config.seed, stable_hash(source.name), segment])
-            todo = tuple(r for r in recipes_for(rng, config)
-                         if f"{slug(source.name)}~{segment}~{recipe_id(r)}" not in done)
+            todo = tuple((name, r) for name, r in sample_recipes(source, segment, config)
+                         if f"{slug(source.name)}~{segment}~{name}" not in done)
             if todo:
                 yield _Unit(source, segment, split, todo)
 
@@ -234,9 +276,9 @@ def _render_unit(args: tuple[_Unit, SynthConfig, str]) -> list[dict] | str:
         return f"{unit.source.name} segment {unit.segment}: only {len(frames)} frames"
     frames = _fit(frames, config.max_long_side)
     out = []
-    for recipe in unit.todo:
+    for name, recipe in unit.todo:
         started = time.perf_counter()
-        sid = f"{slug(unit.source.name)}~{unit.segment}~{recipe_id(recipe)}"
+        sid = f"{slug(unit.source.name)}~{unit.segment}~{name}"
         sample_rng = np.random.default_rng([config.seed, stable_hash(sid)])
         distorted = apply(frames, recipe, sample_rng)
         video = Path("videos") / f"{sid}.mp4"
