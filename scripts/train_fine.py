@@ -31,14 +31,15 @@ import torch
 
 from card_common import ROOT, ZOO, log, provenance, score_real_clips, sources_and_provenance
 from vqscope.calibration import Calibration, fingerprint
-from vqscope.data.distortions import TYPES, quality_loss
+from vqscope.data.distortions import TYPES, Step, quality_loss
 from vqscope.data.sources import fetch_debian_files, python_package_sources
-from vqscope.data.synth import FineClipSet, SynthConfig, extract_synth_features, read_samples, synthesize
+from vqscope.data.synth import (FineClipSet, SynthConfig, dimension_targets, extract_synth_features, frame_levels,
+                                read_samples, synthesize)
 from vqscope.features import FeatureConfig
 from vqscope.metrics import agreement, f1_score, roc_auc
 from vqscope.model import Model, ModelInfo
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
-from vqscope.train import fine_scores, fit_fine, pooled_probabilities, predict_fine, video_means
+from vqscope.train import fine_figures, fit_fine, pooled_probabilities, predict_fine, video_means, video_predictions
 from vqscope.tree_head import fit_boosted_trees
 
 TARGET_AUC, TARGET_SROCC = 0.90, 0.80
@@ -82,17 +83,19 @@ def severity_trees(clips, rows: np.ndarray, seed: int):
 
 def held_out_figures(network, x, clips, samples, video_dims, video_presence, videos) -> dict:
     """Cross-validation figures on `videos`, judged as the held-out test is (`evaluate`): type
-    AUC over all of them, dimension SROCC over their graded mixes."""
-    def scores(subset: np.ndarray) -> dict:
-        rows = np.isin(clips.sample_index, subset)
-        owner = np.searchsorted(subset, clips.sample_index[rows])
-        return fine_scores(network, x[rows], owner, video_dims[subset], video_presence[subset])
-
+    AUC over all of them, dimension SROCC over their graded mixes (and their catalogue)."""
     videos = np.sort(videos)
-    mixes = np.array([i for i in videos if samples[i].kind == "mix"], dtype=int)
-    every, on_mixes = scores(videos), scores(mixes)
+    rows = np.isin(clips.sample_index, videos)
+    vd, vp = video_predictions(network, x[rows], np.searchsorted(videos, clips.sample_index[rows]), len(videos))
+    mix = np.array([samples[i].kind == "mix" for i in videos], dtype=bool)
+
+    def figures(subset: np.ndarray) -> dict:
+        return fine_figures(vd[subset], vp[subset], video_dims[videos[subset]], video_presence[videos[subset]],
+                            network.config.heads, network.config.distortions)
+
+    every, on_mixes, on_catalogue = figures(np.ones(len(videos), dtype=bool)), figures(mix), figures(~mix)
     return {"mean_auc": every["mean_auc"], "mean_srocc": on_mixes["mean_srocc"], "min_srocc": on_mixes["min_srocc"],
-            "mean_srocc_catalogue": scores(np.setdiff1d(videos, mixes))["mean_srocc"]}
+            "mean_srocc_catalogue": on_catalogue["mean_srocc"]}
 
 
 def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, folds: int = 4) -> dict[str, dict]:
@@ -115,13 +118,10 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
                            train, val, DIMENSIONS, DISTORTION_TYPES, settings=(SETTING,), seed=seed)
             rows = np.isin(clips.sample_index, train)
             with_trees = fit.network.with_distortion_trees(distortion_trees(sliced, rows, seed))
-            runs.append({**held_out_figures(fit.network, x, clips, samples, video_dims, video_presence, val),
-                         "epoch": fit.setting["epoch"]})
-            tree_runs.append({**held_out_figures(with_trees, x, clips, samples, video_dims, video_presence, val),
-                              "epoch": fit.setting["epoch"]})
             severity = with_trees.with_severity_trees(severity_trees(sliced, rows, seed))
-            severity_runs.append({**held_out_figures(severity, x, clips, samples, video_dims, video_presence, val),
-                                  "epoch": fit.setting["epoch"]})
+            for kept, network in ((runs, fit.network), (tree_runs, with_trees), (severity_runs, severity)):
+                kept.append({**held_out_figures(network, x, clips, samples, video_dims, video_presence, val),
+                             "epoch": fit.setting["epoch"]})
         for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs), (f"{set_name}+trees+severity", severity_runs)):
             out[name] = {key: round(float(np.mean([r[key] for r in rs])), 4) for key in rs[0]}
             out[name]["epochs"] = [int(r["epoch"]) for r in rs]
@@ -256,6 +256,7 @@ def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
     """Per dimension on `videos`: agreement with the targets, the SROCC ceiling their ties leave,
     and the SROCC within the dimension (videos carrying one of its types, and clean ones)."""
     out = {}
+    blind_targets = blind_to_mildest(samples, videos)
     for k, d in enumerate(DIMENSIONS):
         out[d] = agreement(vd[videos, k], video_dims[videos, k]).to_dict()
         # Videos that carry nothing of a dimension tie at 100. A predictor that ranks every
@@ -265,7 +266,7 @@ def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
         out[d]["tie_ceiling_srocc"] = round(agreement(jitter, video_dims[videos, k]).srocc, 4)
         # A perfect grader that cannot see any type's mildest level (it scores those as clean):
         # how much of the SROCC rests on seeing level 0, which is meant to be barely visible.
-        blind = blind_to_mildest(samples, videos)[:, k] + rng.uniform(0, 1e-3, size=len(videos))
+        blind = blind_targets[:, k] + rng.uniform(0, 1e-3, size=len(videos))
         out[d]["blind_to_mildest_srocc"] = round(agreement(blind, video_dims[videos, k]).srocc, 4)
         mine = [i for i in videos if not samples[i].recipe or any(
             d == "overall" or DISTORTION_DIMENSION[step["name"]] == d for step in samples[i].recipe)]
@@ -274,17 +275,13 @@ def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
 
 
 def blind_to_mildest(samples, videos) -> np.ndarray:
-    """[videos, 6] video targets with every level-0 step left out."""
-    out = np.full((len(videos), len(DIMENSIONS)), 100.0)
+    """[videos, 6] video targets with every level-0 step left out, built as the corpus builds
+    its targets (per frame, then the mean over frames)."""
+    out = np.empty((len(videos), len(DIMENSIONS)))
     for r, i in enumerate(videos):
-        for step in samples[i].recipe:
-            if step["level"] == 0:
-                continue
-            # (a step confined in time is always alone in its recipe: its video target is the
-            # mean over frames, 1 - loss * the share of frames it covers)
-            keep = 1.0 - quality_loss(step["level"], TYPES[step["name"]].n_levels) * (step["end"] - step["start"])
-            out[r, DIMENSIONS.index(DISTORTION_DIMENSION[step["name"]])] *= keep
-            out[r, DIMENSIONS.index("overall")] *= keep
+        recipe = tuple(Step(**step) for step in samples[i].recipe if step["level"] > 0)
+        targets = dimension_targets(frame_levels(recipe, samples[i].frames))
+        out[r] = [targets[d].mean() for d in DIMENSIONS]
     return out
 
 

@@ -128,23 +128,33 @@ def predict_fine(network: PredictionNetwork, features: np.ndarray) -> tuple[np.n
     return dims, probs
 
 
-def fine_scores(network, features, owner, video_dims, video_presence) -> dict[str, float]:
-    """Video-level figures: SROCC per dimension, ROC AUC per type, and their means."""
+def video_predictions(network, features, owner, n_videos: int) -> tuple[np.ndarray, np.ndarray]:
+    """Video dimension scores [videos, dims] (the mean of their clips') and video probabilities
+    [videos, types] (pooled as the model pools them), from clip features and their owners."""
+    dims, probs = predict_fine(network, features)
+    vd = np.stack([video_means(dims[:, k], owner, n_videos) for k in range(dims.shape[1])], axis=1)
+    return vd, pooled_probabilities(probs, owner, n_videos)
+
+
+def fine_figures(vd, vp, video_dims, video_presence, heads, distortions) -> dict[str, float]:
+    """SROCC per dimension, ROC AUC per type, and their means, from video predictions."""
     from .metrics import roc_auc
 
-    n = len(video_dims)
-    dims, probs = predict_fine(network, features)
-    vd = np.stack([video_means(dims[:, k], owner, n) for k in range(dims.shape[1])], axis=1)
-    vp = pooled_probabilities(probs, owner, n)
     out: dict[str, float] = {}
-    for k, name in enumerate(network.config.heads):
+    for k, name in enumerate(heads):
         out[f"srocc_{name}"] = srocc(vd[:, k], video_dims[:, k])
-    for j, name in enumerate(network.config.distortions):
+    for j, name in enumerate(distortions):
         out[f"auc_{name}"] = roc_auc(vp[:, j], video_presence[:, j])
-    out["mean_srocc"] = float(np.nanmean([out[f"srocc_{d}"] for d in network.config.heads]))
-    out["mean_auc"] = float(np.nanmean([out[f"auc_{t}"] for t in network.config.distortions]))
-    out["min_srocc"] = float(np.nanmin([out[f"srocc_{d}"] for d in network.config.heads]))
+    out["mean_srocc"] = float(np.nanmean([out[f"srocc_{d}"] for d in heads]))
+    out["mean_auc"] = float(np.nanmean([out[f"auc_{t}"] for t in distortions]))
+    out["min_srocc"] = float(np.nanmin([out[f"srocc_{d}"] for d in heads]))
     return out
+
+
+def fine_scores(network, features, owner, video_dims, video_presence) -> dict[str, float]:
+    """Video-level figures of `network` on clip features: `fine_figures` of its predictions."""
+    vd, vp = video_predictions(network, features, owner, len(video_dims))
+    return fine_figures(vd, vp, video_dims, video_presence, network.config.heads, network.config.distortions)
 
 
 def fit_fine(

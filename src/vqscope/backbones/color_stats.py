@@ -17,10 +17,9 @@ and display RGB:
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
-from .stats_ops import code_histogram, codes, histogram_quantiles, quantile_bins
+from .stats_ops import PerItemStatistics, code_histogram, codes, histogram_quantiles, quantile_bins
 
 _EPS = 1e-4
 _GAMMA = 2.2
@@ -61,17 +60,13 @@ def _ratios(rgb_means: torch.Tensor) -> list[torch.Tensor]:
     return [torch.log((rgb_means[0] + _EPS) / g), torch.log((rgb_means[2] + _EPS) / g)]
 
 
-class ColorStats(nn.Module):
+class ColorStats(PerItemStatistics):
     """features(x): x [N, 3, H, W] RGB in [0, 1] (the whole frame, small) -> [N, 25]."""
 
     feature_names = FEATURE_NAMES
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._one(f.contiguous()) for f in x.float()])
-
-    forward = features
-
     def _one(self, f: torch.Tensor) -> torch.Tensor:
+        f = f.contiguous()
         pixels = f.flatten(1)  # [3, P]
         # Quantiles from 256-bin histograms (exact for 8-bit channels; a sort costs ten times more).
         luma_codes = codes((pixels * torch.tensor(_LUMA).view(3, 1)).sum(dim=0))

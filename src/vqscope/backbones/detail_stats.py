@@ -21,10 +21,10 @@ damage it carries needs a few more textbook measures, at the same native-resolut
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
-from .stats_ops import code_histogram, codes, half_scale, histogram_quantiles, laplacian, lower_median_code, mean_var, share
+from .stats_ops import (PerItemStatistics, code_histogram, codes, half_scale, histogram_quantiles, laplacian,
+                        lower_median_code, mean_var, share)
 
 _EPS = 1e-4
 
@@ -80,15 +80,10 @@ def _directional(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _LEVELS = torch.arange(256, dtype=torch.float32) / 255.0
 
 
-class DetailStats(nn.Module):
+class DetailStats(PerItemStatistics):
     """features(x): x [N, 3, H, W] full-range YUV in [0, 1] at native resolution -> [N, 32]."""
 
     feature_names = FEATURE_NAMES
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._one(f) for f in x.float()])
-
-    forward = features
 
     def _one(self, f: torch.Tensor) -> torch.Tensor:
         y = f[0].contiguous()

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
-from .stats_ops import code_histogram, codes, half_scale, laplacian, lower_median_code, mean_var
+from .stats_ops import PerItemStatistics, code_histogram, codes, half_scale, laplacian, lower_median_code, mean_var
 
 _EPS = 1e-4
 
@@ -68,17 +67,12 @@ _CODE_VALUES = torch.arange(256, dtype=torch.float64) / 255.0
 _ENTROPY_BIN = (torch.arange(256) / 255.0 * 32).floor().long().clamp(max=31)
 
 
-class FrameStats(nn.Module):
+class FrameStats(PerItemStatistics):
     """features(x): x [N, 3, H, W] full-range YUV in [0, 1] at native resolution -> [N, 18]."""
 
     feature_names = FEATURE_NAMES
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._frame(f) for f in x.float()])
-
-    forward = features
-
-    def _frame(self, f: torch.Tensor) -> torch.Tensor:
+    def _one(self, f: torch.Tensor) -> torch.Tensor:
         y = f[0].contiguous()
         cb, cr = f[1] - 0.5, f[2] - 0.5
 

@@ -10,9 +10,9 @@ computed on luma decimated to about 144 lines, in one vectorised pass per 32-fra
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .registry import BackboneSpec, FrameInput, register
+from .stats_ops import PerItemStatistics
 
 # A frame is "frozen" when its mean absolute difference to the previous one is below this
 # (in [0, 1] luma units): well under what sensor noise or compression leaves between two
@@ -42,7 +42,7 @@ FEATURE_NAMES = (
 )
 
 
-class MotionStats(nn.Module):
+class MotionStats(PerItemStatistics):
     """features(x): x [N, T, H, W] luma in [0, 1] -> [N, 16]."""
 
     feature_names = FEATURE_NAMES
@@ -50,11 +50,9 @@ class MotionStats(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] < 2:
             raise ValueError("motion_stats expects [N, T>=2, H, W] luma windows")
-        return torch.stack([self._window(w) for w in x.float()])
+        return super().features(x)
 
-    forward = features
-
-    def _window(self, y: torch.Tensor) -> torch.Tensor:
+    def _one(self, y: torch.Tensor) -> torch.Tensor:
         t, h, w = y.shape
         diff = (y[1:] - y[:-1]).flatten(1)
         # ITU-T P.910 TI: the standard deviation of each frame difference. Two plain passes,

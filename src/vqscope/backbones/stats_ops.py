@@ -10,6 +10,7 @@ which is several times slower; both give the same values for 8-bit input.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def codes(plane: torch.Tensor) -> torch.Tensor:
@@ -67,3 +68,20 @@ def mean_var(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     several times slower on one thread)."""
     mean = x.mean()
     return mean, (x - mean).square_().mean()
+
+
+class PerItemStatistics(nn.Module):
+    """A statistics backbone that works on one item of the batch (a frame, or a window of
+    frames) at a time, for the cache reason above. Subclasses name their `feature_names` and
+    compute one item's features in `_one(item) -> [features]`."""
+
+    feature_names: tuple[str, ...] = ()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._one(item) for item in x.float()])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def _one(self, item: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
