@@ -80,7 +80,8 @@ def test_lite0_features_and_fusion(lite0):
 
 def test_registry_lists_every_family_and_refuses_unknown_names():
     names = {s.name for s in list_backbones()}
-    assert {"efficientnet_lite0", "mobilenet_v2", "x3d_xs", "x3d_s", "x3d_m", "motion_stats", "frame_stats"} <= names
+    assert {"efficientnet_lite0", "mobilenet_v2", "x3d_xs", "x3d_s", "x3d_m", "motion_stats", "frame_stats",
+            "spectral_stats"} <= names
     assert {s.name for s in list_backbones("temporal")} >= {"motion_stats", "x3d_s"}
     with pytest.raises(UnknownBackboneError):
         create_backbone("resnet_9000")
@@ -211,6 +212,57 @@ def test_color_stats_see_a_tint_and_a_saturation_change():
     flat = _color_stats(np.full((40, 60, 3), 128, np.uint8))
     assert all(np.isfinite(list(flat.values())))
     assert flat["log_grey_world_r"] == 0.0 and flat["saturation_p50"] < 0.01
+
+
+# --- spectral statistics --------------------------------------------------------------------
+
+def _spectral(luma: np.ndarray) -> dict[str, float]:
+    from vqscope.backbones.spectral_stats import FEATURE_NAMES
+
+    x = torch.from_numpy(luma).float()[None, None] / 255
+    return dict(zip(FEATURE_NAMES, create_backbone("spectral_stats").features(x)[0].tolist()))
+
+
+def _natural_texture(size: int = 256, seed: int = 0) -> np.ndarray:
+    """Noise with a 1/f amplitude spectrum, like natural pictures, in 8-bit codes."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    amplitude = 1.0 / (np.hypot(f[:, None], f[None, :]) + 1.0 / size)
+    picture = np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * amplitude).real
+    picture = (picture - picture.min()) / (picture.max() - picture.min())
+    return np.round(picture * 220 + 16)
+
+
+def _box(luma: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """A linear motion blur of n pixels along `axis` (1: horizontal, 0: vertical)."""
+    kernel = np.ones(n) / n
+    return np.round(np.apply_along_axis(lambda line: np.convolve(line, kernel, mode="same"), axis, luma))
+
+
+@pytest.mark.parametrize("n, axis, direction", [(10, 1, "h"), (16, 0, "v")])
+def test_spectral_stats_find_the_direction_and_length_of_a_motion_blur(n, axis, direction):
+    sharp = _natural_texture()
+    a, b = _spectral(sharp), _spectral(_box(sharp, n, axis))
+    # The cepstral trough lies at the blur's length, along its direction only.
+    assert 2 ** b[f"cepstrum_log2_lag_{direction}"] == pytest.approx(n, abs=1)
+    assert b[f"cepstrum_depth_{direction}"] > 3 * max(a[f"cepstrum_depth_{direction}"], 0.5)
+    other = "v" if direction == "h" else "h"
+    assert b[f"cepstrum_depth_{other}"] < 1.0
+    # The blur's direction loses power at mid and high frequencies; the other keeps it.
+    assert b[f"wedge_{direction}"] < b[f"wedge_{other}"] - 2.0
+    assert a["wedge_spread"] < 0.5 < 2.0 < b["wedge_spread"]
+
+
+def test_spectral_stats_keep_a_blur_visible_under_noise_and_stay_finite():
+    sharp = _natural_texture(seed=1)
+    noise = np.random.default_rng(2).normal(0, 8, sharp.shape)
+    noisy_sharp = _spectral(np.clip(sharp + noise, 0, 255))
+    noisy_blurred = _spectral(np.clip(_box(sharp, 12, 1) + noise, 0, 255))
+    # Noise lifts the top band back up, but not the wedge along the blur.
+    assert noisy_blurred["wedge_spread"] > noisy_sharp["wedge_spread"] + 0.5
+    assert 2 ** noisy_blurred["cepstrum_log2_lag_h"] == pytest.approx(12, abs=3)  # a noisier estimate
+    for luma in (np.full((64, 64), 128.0), np.zeros((8, 8))):
+        assert all(np.isfinite(list(_spectral(luma).values())))
 
 
 def test_code_histograms_give_torch_quantiles_and_medians_of_8_bit_planes():
