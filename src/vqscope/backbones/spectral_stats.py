@@ -138,8 +138,8 @@ register(
         # larger native-resolution crop than frame_stats' 384: a blur shows only where there
         # is texture to blur, and a small centre crop often holds a sky or a wall.
         # Cross-validated on the fine corpus (mean dimension SROCC on the graded mixes, motion-blur
-        # AUC): 0.719 and 0.83 at 384, 0.724 and 0.86 at 768; 512 keeps the pipeline at 70% of
-        # decode-only throughput on two cores, where 768 costs six points of it.
+        # AUC): 0.719 and 0.83 at 384, 0.724 and 0.86 at 768. With 512 the pipeline keeps 72% of
+        # decode-only throughput on two cores (bench/throughput.py); 768 brought it to 64%.
         frame_input=FrameInput(color="luma", short_side=None, crop=512),
         feature_dim=len(FEATURE_NAMES),
         description="Radial and directional power spectrum and the cepstral blur-length trough of the key "
