@@ -55,8 +55,9 @@ FEATURE_SETS = {
     "statistics+spectral": FeatureConfig(spatial=("frame_stats", "detail_stats", "spectral_stats"),
                                          temporal=("motion_stats",)),
 }
-UNION = FeatureConfig(spatial=("frame_stats", "detail_stats", "color_stats", "spectral_stats"),
-                      temporal=("motion_stats",))
+# Every backbone of every set, in the order they first appear (the extraction's cache key).
+UNION = FeatureConfig(spatial=tuple(dict.fromkeys(n for c in FEATURE_SETS.values() for n in c.spatial)),
+                      temporal=tuple(dict.fromkeys(n for c in FEATURE_SETS.values() for n in c.temporal)))
 SETTING = {"hidden": (512, 256), "weight_decay": 1e-1, "gate": True}  # chosen by the same CV among (512,), (1024,), (512, 256)
 # The boosted-tree heads (tree_head.py): scikit-learn HistGradientBoosting settings, one
 # ensemble per type, on clip features.

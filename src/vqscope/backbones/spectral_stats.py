@@ -81,7 +81,7 @@ class _Geometry:
         self.lags = lags
         # Cepstrum coordinates along each direction (negative lags wrap around).
         self.paths = {"h": (torch.zeros_like(lags), lags), "v": (lags, torch.zeros_like(lags)),
-                      "d1": (lags, lags), "d2": (lags, (-lags) % (w // 2))}
+                      "d1": (lags, lags), "d2": (lags, (-lags) % self.folded[1])}
 
 
 class SpectralStats(PerItemStatistics):
@@ -134,7 +134,7 @@ register(
         role="spatial",
         builder=spectral_stats,
         # Luma straight from the decoder's plane (no colour conversion: the power spectrum
-        # needs none, and a 768 crop of YUV 4:4:4 would cost more than the transform). A
+        # needs none, and a large crop of YUV 4:4:4 would cost more than the transform). A
         # larger native-resolution crop than frame_stats' 384: a blur shows only where there
         # is texture to blur, and a small centre crop often holds a sky or a wall.
         # Cross-validated on the fine corpus (mean dimension SROCC on the graded mixes, motion-blur
