@@ -131,3 +131,23 @@ def test_workers_score_in_parallel_processes_like_one_process(capsys, tmp_path, 
         else:
             assert b[video]["error"] == record["error"] == "not_a_video"
     assert main(["score", str(folder), "--model", tiny_model_file, "--workers", "0"]) == 2
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["json", "rich-table"])
+def test_a_closed_output_pipe_ends_the_command_quietly_with_success(tmp_path, tiny_model_file, video_factory, table):
+    """`vqscope score F | head -1`: the reader going away is not a failure (Rich alone exits 1)."""
+    import os
+    import subprocess
+    import sys
+
+    video = video_factory("piped.mp4", n=24)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write into the pipe now fails with EPIPE
+    args = ["score", video, "--model", tiny_model_file, "--no-progress"] + ([] if table else ["--json"])
+    try:
+        done = subprocess.run([sys.executable, "-m", "vqscope.cli", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr

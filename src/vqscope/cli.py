@@ -522,7 +522,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
             for m in models
         ], indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Shipped models")
@@ -531,7 +530,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         name = f"{m.id} (default)" if m.path == default else m.id
         table.add_row(name, f"{m.size_bytes / 1e6:.1f} MB", m.summary or m.description, str(m.card_path or ""))
-    Console().print(table)
+    _stdout_console().print(table)
     return 0
 
 
@@ -881,11 +880,34 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 # -- presentation ---------------------------------------------------------------------------
-def _print_result(result: Any) -> None:
+def _stdout_console() -> Any:
+    """A Rich console on stdout that treats a closed pipe (`vqscope score F | head -1`) as the
+    end of the reader's interest, like plain `print` does in `main`: Rich's own handling
+    exits with status 1, which made a successful command look failed."""
     from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _PipeConsole()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into the closed pipe
+    cannot fail and turn the exit status into an error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by something without a file
+        pass
+
+
+def _print_result(result: Any) -> None:
     from rich.table import Table
 
-    console = Console()
+    console = _stdout_console()
     scaled = "n/a" if result.scaled_score is None else f"{result.scaled_score:.0f}"
     console.print(f"[bold]{result.video}[/bold]  ({result.width}x{result.height}, {result.fps:.2f} fps, "
                   f"{result.duration_s:.1f} s)  model {result.model}")
@@ -976,6 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vqscope: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return 0
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
         if args.debug:
