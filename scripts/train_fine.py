@@ -36,6 +36,7 @@ from vqscope.data.sources import fetch_debian_files, python_package_sources
 from vqscope.data.synth import (FineClipSet, SynthConfig, dimension_targets, extract_synth_features, frame_levels,
                                 read_samples, synthesize)
 from vqscope.features import FeatureConfig
+from vqscope.heads import HeadConfig, PredictionNetwork
 from vqscope.metrics import agreement, f1_score, roc_auc
 from vqscope.model import Model, ModelInfo
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
@@ -85,6 +86,12 @@ def severity_trees(clips, rows: np.ndarray, seed: int):
     return fit_boosted_trees(clips.features[rows], clips.keep[rows], regression=True, seed=seed, **TREES)
 
 
+def overall_trees(clips, rows: np.ndarray, seed: int):
+    """The boosted-tree overall regressor, fitted on clips `rows`: the clip's overall target / 100."""
+    target = clips.dimensions[rows][:, [DIMENSIONS.index("overall")]] / 100.0
+    return fit_boosted_trees(clips.features[rows], target, regression=True, seed=seed, **TREES)
+
+
 def held_out_figures(network, x, clips, samples, video_dims, video_presence, videos) -> dict:
     """Cross-validation figures on `videos`, judged as the held-out test is (`evaluate`): type
     AUC over all of them, dimension SROCC over their graded mixes (and their catalogue)."""
@@ -104,8 +111,8 @@ def held_out_figures(network, x, clips, samples, video_dims, video_presence, vid
 
 def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, folds: int = 4) -> dict[str, dict]:
     """k-fold cross-validation by source over the non-test sources, one fit per fold and set,
-    each also with the boosted-tree distortion head on the same fold, and with both tree heads
-    (dimensions composed from the severity head)."""
+    each also with the boosted-tree distortion head on the same fold, with both tree heads
+    (dimensions composed from the severity head), and with the overall regressor on top."""
     names = sorted({s.source for s in samples if s.split != "test"},
                    key=lambda n: hashlib.sha256(f"cv{seed}:{n}".encode()).hexdigest())
     fold_of = {n: i % folds for i, n in enumerate(names)}
@@ -114,7 +121,7 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
     for set_name, config in FEATURE_SETS.items():
         x = clips.features[:, columns_of(config)]
         sliced = FineClipSet(x, clips.dimensions, clips.presence, clips.sample_index, clips.samples, clips.keep)
-        runs, tree_runs, severity_runs = [], [], []
+        runs, tree_runs, severity_runs, overall_runs = [], [], [], []
         for k in range(folds):
             val = np.flatnonzero([fold_of.get(n, -1) == k for n in source])
             train = np.flatnonzero([n in fold_of and fold_of[n] != k for n in source])
@@ -123,10 +130,13 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
             rows = np.isin(clips.sample_index, train)
             with_trees = fit.network.with_distortion_trees(distortion_trees(sliced, rows, seed))
             severity = with_trees.with_severity_trees(severity_trees(sliced, rows, seed))
-            for kept, network in ((runs, fit.network), (tree_runs, with_trees), (severity_runs, severity)):
+            blended = severity.with_overall_trees(overall_trees(sliced, rows, seed))
+            for kept, network in ((runs, fit.network), (tree_runs, with_trees), (severity_runs, severity),
+                                  (overall_runs, blended)):
                 kept.append({**held_out_figures(network, x, clips, samples, video_dims, video_presence, val),
                              "epoch": fit.setting["epoch"]})
-        for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs), (f"{set_name}+trees+severity", severity_runs)):
+        for name, rs in ((set_name, runs), (f"{set_name}+trees", tree_runs), (f"{set_name}+trees+severity", severity_runs),
+                         (f"{set_name}+trees+severity+overall", overall_runs)):
             out[name] = {key: round(float(np.mean([r[key] for r in rs])), 4) for key in rs[0]}
             out[name]["epochs"] = [int(r["epoch"]) for r in rs]
             log(f"{folds}-fold CV, {name}: mean AUC {out[name]['mean_auc']:.4f}, "
@@ -178,8 +188,9 @@ def main() -> int:
     comparison = compare_feature_sets(clips, samples, video_dims, video_presence, args.seed)
     chosen = max(comparison, key=lambda k: comparison[k]["mean_auc"] + comparison[k]["mean_srocc"])
     set_name = chosen.split("+trees")[0]
-    with_trees, with_severity = "+trees" in chosen, chosen.endswith("+severity")
+    with_trees, with_severity, with_overall = "+trees" in chosen, "+severity" in chosen, chosen.endswith("+overall")
     feature_config = FEATURE_SETS[set_name]
+    union_features = clips.features
     clips.features = clips.features[:, columns_of(feature_config)]
     log(f"features: {set_name} ({clips.features.shape[1]} values per clip), "
         f"distortion head: {'boosted trees' if with_trees else 'linear'}, "
@@ -200,6 +211,10 @@ def main() -> int:
         severity = severity_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)
         network = network.with_severity_trees(severity).eval()
         log(f"severity trees: {severity.trees} per type, at most {severity.nodes} nodes, depth {severity.depth}")
+    if with_overall:
+        network = network.with_overall_trees(
+            overall_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)).eval()
+        log("overall: the mean of the composition and a boosted-tree regression")
 
     evaluation = evaluate(network, clips, samples, video_dims, video_presence, test_v)
     log(json.dumps({k: evaluation[k] for k in ("mean_auc", "min_srocc", "mean_srocc")}))
@@ -228,6 +243,8 @@ def main() -> int:
         "distortion_head": {"kind": "boosted trees", **TREES} if with_trees else {"kind": "linear"},
         "dimensions": {"kind": "composed from a boosted-tree severity head", **TREES} if with_severity
         else {"kind": "linear heads on the trunk"},
+        "overall": {"kind": "mean of the composition and a boosted-tree regression of the overall target", **TREES}
+        if with_overall else {"kind": "as the other dimensions"},
         "split_counts": {r: int((role == r).sum()) for r in ("train", "val", "test")},
         "seconds": round(time.time() - started + (sum(s.seconds_to_build for s in samples) if args.skip_render else 0)),
     }
@@ -235,18 +252,23 @@ def main() -> int:
         name="vqscope-lite",
         version=args.version,
         description=f"{' + '.join(feature_config.spatial + feature_config.temporal)} features ({set_name}); "
-                    + ("six dimensions composed from boosted-tree severity and distortion heads" if with_severity else
+                    + ("six dimensions composed from boosted-tree severity and distortion heads"
+                       + (" (overall averaged with a boosted-tree regression)" if with_overall else "") if with_severity else
                        "six dimension heads on one trunk and a twelve-type distortion head"
                        + (" of boosted trees" if with_trees else ""))
                     + ", trained offline on graded synthetic distortions of real footage",
         training=training,
         card={"summary": f"offline default; six dimensions, twelve distortion types; held-out mean type AUC "
                          f"{evaluation['mean_auc']:.3f}, lowest dimension SROCC {evaluation['min_srocc']:.3f}",
-              "evaluation": evaluation},
+              "evaluation": evaluation,
+              "previous": previous_model_figures(args.version, union_features, clips, samples, video_dims,
+                                                 video_presence, test_v)},
     )
     model = Model(info, feature_config, network, calibration)
     real = score_real_clips(model)
     info.card["real_clips"] = real
+    if with_overall:
+        info.card["real_clips_composed"] = {r["clip"]: r["score"] for r in score_real_clips(composition_only(model))}
     if args.dry_run:
         log("dry run: no model written")
         return 0
@@ -296,6 +318,35 @@ def type_figures(vp, video_presence, videos) -> dict:
         out[t] = {"auc": round(roc_auc(vp[videos, j], y), 4), "f1": round(f1_score(vp[videos, j], y), 4),
                   "positives": int(y.sum())}
     return out
+
+
+def composition_only(model: Model) -> Model:
+    """`model` with its overall regressor dropped (overall is then the composition alone): what
+    the card compares the shipped overall against on real clips."""
+    network = model.network
+    plain = PredictionNetwork(HeadConfig(**{**network.config.to_dict(), "overall_trees": ()}))
+    plain.load_state_dict({k: v for k, v in network.state_dict().items() if not k.startswith("overall_head.")})
+    return Model(model.info, model.features, plain.eval(), model.calibration)
+
+
+def previous_model_figures(version: int, union_features: np.ndarray, clips, samples, video_dims, video_presence,
+                           test_v) -> dict | None:
+    """The shipped model before `version`, judged on this corpus's held-out videos exactly as the
+    new one is: the comparison a model card needs when the corpus (and so its held-out split)
+    has grown. None where there is none, or it reads a backbone this corpus did not extract."""
+    path = ZOO / f"vqscope-lite-{version - 1}.safetensors"
+    if not path.is_file():
+        return None
+    previous = Model.load(path)
+    union = {name for name, _ in UNION.layout}
+    if any(name not in union for name, _ in previous.features.layout):
+        return None
+    sliced = FineClipSet(union_features[:, columns_of(previous.features)], clips.dimensions, clips.presence,
+                         clips.sample_index, clips.samples, clips.keep)
+    ev = evaluate(previous.network.eval(), sliced, samples, video_dims, video_presence, test_v)
+    return {"model": previous.id, "mean_auc": ev["mean_auc"], "mean_srocc": ev["mean_srocc"],
+            "dimensions": {d: ev["dimensions"][d]["srocc"] for d in DIMENSIONS},
+            "types": {t: ev["types"][t]["auc"] for t in DISTORTION_TYPES}}
 
 
 def evaluate(network, clips, samples, video_dims, video_presence, test_v) -> dict:
@@ -379,6 +430,10 @@ def heads_text(t: dict) -> list[str]:
             "- Dimensions are composed the way their targets are built: 100 times the product, over the",
             "  dimension's types (all twelve for overall), of 1 - (1 - k) * p, with k the severity head's",
             "  share (clamped to [0, 1]) and p the distortion head's probability.",
+            *(["- Overall is the mean of that composition and an overall regressor: one more regression ensemble,",
+               "  trained on the clip's overall target. The composition multiplies twelve detectors' errors; the",
+               "  regression errs differently, and their mean ranked the mixes better in the cross-validation below."]
+              if t.get("overall", {}).get("kind", "").startswith("mean") else []),
         ]
     lines = [
         f"Heads: one trunk of {h['hidden'] or 'no'} hidden units over standardised features (clamped",
@@ -395,6 +450,31 @@ def heads_text(t: dict) -> list[str]:
         lines += ["six linear score heads and a twelve-way logistic head on it."]
     return lines + ["A dimension's score is gated by detection: 100 - (100 - head) * (largest probability among",
                     "the dimension's types)."]
+
+
+def overall_regressor_limits(composed: dict | None, real: list[dict]) -> list[str]:
+    """The Limits line on the overall regressor, with what it did to the real clips."""
+    if not composed:
+        return []
+    shifts = [(r["clip"], composed[r["clip"]], 2 * r["score"] - composed[r["clip"]]) for r in real if r["clip"] in composed]
+    lines = ["- The overall regressor is not gated by detection: where the composition keeps a clean video near",
+             "  100, the regression also reads what the content looks like, and real footage unlike the training",
+             "  sources can lose points from it. On the real clips above (overall is the mean of the two):"]
+    lines += [f"  `{clip}` composition {c:.1f}, regression {g:.1f};" for clip, c, g in shifts]
+    return lines + ["  how much of the difference a viewer would agree with, no real label here can say."]
+
+
+def previous_table(model: Model, ev: dict, previous: dict | None) -> list[str]:
+    """SROCC on the held-out mixes and mean type AUC, this model against the one before it on
+    the same videos (empty where the training recorded no such comparison)."""
+    if not previous:
+        return []
+    row = lambda name, dims, auc: f"| {name} | " + " | ".join(f"{dims[d]:.3f}" for d in DIMENSIONS) + f" | {auc:.3f} |"  # noqa: E731
+    return [f"The model before it, `{previous['model']}`, on the same held-out videos:", "",
+            "| model | " + " | ".join(DIMENSIONS) + " | mean type AUC |",
+            "| --- | " + " | ".join("---" for _ in DIMENSIONS) + " | --- |",
+            row(f"**{model.id}**", {d: ev["dimensions"][d]["srocc"] for d in DIMENSIONS}, ev["mean_auc"]),
+            row(previous["model"], previous["dimensions"], previous["mean_auc"]), ""]
 
 
 def dimension_table(figures: dict) -> list[str]:
@@ -432,7 +512,8 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "sources, same head setting, video-level figures judged as the held-out test is (mean over types of",
         "ROC AUC on all the fold's videos; SROCC per dimension on its graded mixes, and on its catalogue for",
         "comparison); `+trees` is the same fold's network with the boosted-tree distortion head,",
-        "`+trees+severity` with dimensions composed from the boosted-tree severity head as well:",
+        "`+trees+severity` with dimensions composed from the boosted-tree severity head as well, `+overall` with",
+        "overall averaged with the boosted-tree overall regressor:",
         "",
         "| feature set and heads | mean type AUC | mean dimension SROCC (mixes) | lowest (mixes) | mean (catalogue) |",
         "| --- | --- | --- | --- | --- |",
@@ -482,6 +563,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "",
         *dimension_table(ev["dimensions"]),
         "",
+        *previous_table(model, ev, model.info.card.get("previous")),
         f"The same on the {ev['n_catalogue']} held-out catalogue videos (undistorted; every type at every level",
         "alone, some confined to a stretch; pairs; triples). Most of them leave a given dimension untouched and",
         "tie at 100, which caps SROCC far below 1 (the ceiling column); the lowest dimension SROCC here is",
@@ -555,6 +637,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
            "- Colour cast stays the weakest type (a desaturated or tinted picture is hard to tell from a muted or",
            "  warm scene without a reference), and on real clips it is also the most frequent false alarm (see",
            "  the table above)."] if t.get("distortion_head", {}).get("kind") == "boosted trees" else []),
+        *overall_regressor_limits(model.info.card.get("real_clips_composed"), real),
         "- Spatial statistics see one native-resolution crop at the centre of the key frame (384x384; the",
         "  spectral statistics 512x512), and each",
         "  video of the corpus gives two clips: a distortion confined to a stretch is located only roughly (the",

@@ -144,3 +144,43 @@ def test_severity_trees_compose_each_dimension_from_its_types_and_survive_export
     got = model.predict(x[:6])
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)
+
+
+def test_overall_trees_average_the_composed_overall_with_their_regression_and_survive_export(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
+    from vqscope.export import export_onnx, use_onnx
+
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(800, features.dim)).astype(np.float32)
+    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
+    composed = tree_network(features.dim).with_severity_trees(
+        fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7))
+    with pytest.raises(ValueError, match="tree outputs"):
+        composed.with_overall_trees(fit_boosted_trees(x, keep, regression=True, max_iter=5, max_leaf_nodes=7))
+    overall = fit_boosted_trees(x, keep.prod(axis=1, keepdims=True), regression=True, max_iter=20, max_leaf_nodes=7)
+    blended = composed.with_overall_trees(overall).eval()
+    assert blended.config.overall_trees == overall.shape[1:]
+
+    q = torch.from_numpy(x[:6])
+    with torch.no_grad():
+        before, after = composed.eval()(q), blended(q)
+        regressed = overall(q)[:, 0].clamp(0, 1) * 100
+    torch.testing.assert_close(after["overall"], 0.5 * (before["overall"] + regressed))
+    assert not torch.allclose(after["overall"], before["overall"])
+    for key in before:
+        if key != "overall":  # the other dimensions and the probabilities are untouched
+            torch.testing.assert_close(after[key], before[key])
+
+    info = ModelInfo("overall-test", 1, "test", training={"data": "none"}, card={"summary": "test"})
+    path = Model(info, features, blended).save(tmp_path / "overall-test-1.safetensors")
+    model = Model.load(path)
+    expected = model.predict(x[:6])
+    np.testing.assert_allclose(expected["overall"], after["overall"].numpy(), atol=1e-4)
+    use_onnx(model, export_onnx(model, tmp_path / "export"))
+    np.testing.assert_allclose(model.predict(x[:6])["overall"], expected["overall"], atol=1e-3)
+
+
+def test_overall_trees_need_a_composed_overall():
+    with pytest.raises(ValueError, match="overall_trees"):
+        HeadConfig(in_dim=4, heads=("overall",), distortions=DISTORTION_TYPES, overall_trees=(3, 7, 3))

@@ -43,6 +43,12 @@ class HeadConfig:
     # leaves. With it, taxonomy dimensions are composed from the types (see `forward`) instead
     # of read from linear heads.
     severity_trees: tuple[int, ...] = ()
+    # (trees, nodes, depth) of a boosted-tree regressor of the overall score (as a share of 100)
+    # on the features. With it, a composed overall is the mean of the composition and this
+    # regression: the composition multiplies twelve detectors' errors, the regression makes
+    # different ones, and their mean ranks videos better than either (cross-validation in
+    # scripts/train_fine.py, reported in the model card).
+    overall_trees: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -50,12 +56,15 @@ class HeadConfig:
         object.__setattr__(self, "distortions", tuple(self.distortions))
         object.__setattr__(self, "distortion_trees", tuple(int(v) for v in self.distortion_trees))
         object.__setattr__(self, "severity_trees", tuple(int(v) for v in self.severity_trees))
+        object.__setattr__(self, "overall_trees", tuple(int(v) for v in self.overall_trees))
         if self.primary not in self.heads:
             raise ValueError(f"primary head {self.primary!r} is not among heads {self.heads}")
         for name in ("distortion_trees", "severity_trees"):
             shape = getattr(self, name)
             if shape and (len(shape) != 3 or not self.distortions):
                 raise ValueError(f"{name} is (trees, nodes, depth) and needs distortion types")
+        if self.overall_trees and (len(self.overall_trees) != 3 or "overall" not in self.composed):
+            raise ValueError("overall_trees is (trees, nodes, depth) and needs an overall composed by a severity head")
 
     @property
     def composed(self) -> tuple[str, ...]:
@@ -86,6 +95,7 @@ class PredictionNetwork(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in config.heads if name not in config.composed})
         self.severity_head = BoostedTrees(len(config.distortions), *config.severity_trees) if config.severity_trees else None
+        self.overall_head = BoostedTrees(1, *config.overall_trees) if config.overall_trees else None
         self.distortion_head: nn.Module | None = None
         if config.distortion_trees:
             self.distortion_head = BoostedTrees(len(config.distortions), *config.distortion_trees)
@@ -132,11 +142,19 @@ class PredictionNetwork(nn.Module):
         return self._with_tree_head("severity_head", trees, severity_trees=trees.shape[1:],
                                     hidden=config.hidden if trunk_read else ())
 
-    def _with_tree_head(self, attribute: str, trees: BoostedTrees, **changes: Any) -> "PredictionNetwork":
-        """A new network with `changes` to the config and `trees` as module `attribute`; every
-        other weight the new network still has is carried over."""
-        if trees.outputs != len(self.config.distortions):
-            raise ValueError(f"{trees.outputs} tree outputs for {len(self.config.distortions)} distortion types")
+    def with_overall_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
+        """This network with `trees` (one output: the overall score / 100) as its overall
+        regressor; its composed overall becomes the mean of the two."""
+        return self._with_tree_head("overall_head", trees, outputs=1, overall_trees=trees.shape[1:])
+
+    def _with_tree_head(self, attribute: str, trees: BoostedTrees, outputs: int | None = None,
+                        **changes: Any) -> "PredictionNetwork":
+        """A new network with `changes` to the config and `trees` (`outputs` of them, one per
+        distortion type unless given) as module `attribute`; every other weight the new network
+        still has is carried over."""
+        outputs = len(self.config.distortions) if outputs is None else outputs
+        if trees.outputs != outputs:
+            raise ValueError(f"{trees.outputs} tree outputs where {attribute} has {outputs}")
         network = PredictionNetwork(HeadConfig(**{**self.config.to_dict(), **changes}))
         wanted = network.state_dict()
         kept = {k: v for k, v in self.state_dict().items() if k in wanted and not k.startswith(attribute + ".")}
@@ -167,7 +185,8 @@ class PredictionNetwork(nn.Module):
         With a severity head, a taxonomy dimension is composed the way its training target is
         built: 100 times the product, over its types (all twelve for overall), of
         1 - (1 - k) * p, k being the share of quality the type would leave (severity head,
-        clamped to [0, 1]) and p the probability that it is there (distortion head).
+        clamped to [0, 1]) and p the probability that it is there (distortion head). With an
+        overall regressor, overall is the mean of that product and the regression.
         """
         z = self.embed(x)
         names = heads if heads is not None else self.output_names
@@ -184,6 +203,9 @@ class PredictionNetwork(nn.Module):
                     assert self.severity_head is not None
                     kept = 1.0 - (1.0 - self.severity_head(x).clamp(0.0, 1.0)) * probs
                 out[name] = kept[:, self._type_columns(name)].prod(dim=1) * 100.0
+                if name == "overall" and self.overall_head is not None:
+                    regressed = self.overall_head(x)[:, 0].clamp(0.0, 1.0) * 100.0
+                    out[name] = 0.5 * (out[name] + regressed)
                 continue
             columns = [] if name.startswith(DISTORTION_PREFIX) else self._gate_columns(name)
             if (name.startswith(DISTORTION_PREFIX) or columns) and probs is None:

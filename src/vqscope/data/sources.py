@@ -70,7 +70,21 @@ LOMIRI_PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
         ("lomiri-wallpapers-20.04", "Kleiber_by_Lukas_Baubkus"),
     )
 )
-DEBIAN_FILES = FIRST_DEBIAN_FILES + LOMIRI_PHOTOS
+# Added for vqscope-lite@6 after a survey of Debian 12 main's Contents for pictures and videos
+# (learning curves said more sources, not more features, lift the colour and blur scores):
+# underwater photographs of a Red Sea reef from the game krank (2000x1500; the flash-lit ones
+# with natural colour, and two in open blue water), a bouquet, a potted plant, an indoor lab
+# and a short camera clip of a Lego model.
+MORE_SOURCES: tuple[tuple[str, str, str], ...] = tuple(
+    ("krank", f"usr/share/games/krank/levels/unera-backgrounds/level-{i:02d}.jpg", "photo")
+    for i in (1, 2, 5, 6, 8, 9, 11, 12, 14, 16)
+) + (
+    ("libjxl-testdata", "usr/share/libjxl-testdata/jxl/flower/flower.png", "photo"),
+    ("opencv-doc", "usr/share/doc/opencv-doc/examples/data/aloeL.jpg", "photo"),
+    ("libvisp-doc", "usr/share/doc/libvisp-dev/html/img-drone_tag.jpg", "photo"),
+    ("python3-hug-doc", "usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4", "video"),
+)
+DEBIAN_FILES = FIRST_DEBIAN_FILES + LOMIRI_PHOTOS + MORE_SOURCES
 
 
 @dataclass(frozen=True)
