@@ -71,13 +71,14 @@ LOMIRI_PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
     )
 )
 # Added for vqscope-lite@6 after a survey of Debian 12 main's Contents for pictures and videos
-# (learning curves said more sources, not more features, lift the colour and blur scores):
-# underwater photographs of a Red Sea reef from the game krank (2000x1500; the flash-lit ones
-# with natural colour, and two in open blue water), a bouquet, a potted plant, an indoor lab
-# and a short camera clip of a Lego model.
+# (a learning curve over the training sources said more sources, not more features, lift colour):
+# underwater photographs of a Red Sea reef from the game krank (2000x1500; the varied ones of
+# its 40: fish, rays, a starfish, divers, corals lit by flash and in open blue water), a bouquet,
+# a potted plant, an indoor lab and a short camera clip of a Lego model.
 MORE_SOURCES: tuple[tuple[str, str, str], ...] = tuple(
-    ("krank", f"usr/share/games/krank/levels/unera-backgrounds/level-{i:02d}.jpg", "photo")
-    for i in (1, 2, 5, 6, 8, 9, 11, 12, 14, 16)
+    ("krank", f"usr/share/games/krank/levels/unera-backgrounds/{name}.jpg", "photo")
+    for name in (*(f"level-{i:02d}" for i in (1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 14, 16, 20, 21, 26, 27, 28, 29, 30)),
+                 "menu-levels", "menu-scores", "menu-screen")
 ) + (
     ("libjxl-testdata", "usr/share/libjxl-testdata/jxl/flower/flower.png", "photo"),
     ("opencv-doc", "usr/share/doc/opencv-doc/examples/data/aloeL.jpg", "photo"),
