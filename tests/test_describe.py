@@ -42,6 +42,13 @@ def test_overall_description_names_distortions_with_time_ranges():
     assert "Quality drops at 2.0-5.0 s" in text
 
 
+def test_no_weakest_dimension_is_named_when_all_share_one_grade():
+    r = fine_result()
+    same = {k: replace(v, grade="excellent") for k, v in r.dimensions.items()}
+    text = describe(r.grade, r.score, r.scaled_score, r.clips, same, r.distortions)
+    assert "Every dimension is excellent." in text and "Weakest dimension" not in text
+
+
 def test_single_head_results_keep_their_old_description():
     r = overall_only_result()
     assert describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, {}) == (

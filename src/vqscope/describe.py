@@ -246,7 +246,10 @@ def describe(
     others = {k: v for k, v in (dimensions or {}).items() if k != "overall"}
     if others:
         weakest = min(others.items(), key=lambda kv: kv[1].score)
-        parts.append(f"Weakest dimension: {weakest[0]} ({weakest[1].grade}).")
+        if len({d.grade for d in others.values()}) == 1:  # no dimension stands out as weakest
+            parts.append(f"Every dimension is {weakest[1].grade}.")
+        else:
+            parts.append(f"Weakest dimension: {weakest[0]} ({weakest[1].grade}).")
     seen = _likely(distortions or {}, tuple(distortions or {}), _DISTORTION_SHOWN)
     if seen:
         items = []
