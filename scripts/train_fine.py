@@ -147,7 +147,7 @@ def compare_feature_sets(clips, samples, video_dims, video_presence, seed: int, 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work-dir", default=str(ROOT / ".cache"), help="sources/ and fine/ (corpus, features) go here")
-    ap.add_argument("--version", type=int, default=3)
+    ap.add_argument("--version", type=int, required=True, help="the model version to write (vqscope-lite-VERSION)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-render", action="store_true", help="use the samples already rendered")
