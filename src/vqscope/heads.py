@@ -147,18 +147,27 @@ class PredictionNetwork(nn.Module):
         regressor; its composed overall becomes the mean of the two."""
         return self._with_tree_head("overall_head", trees, outputs=1, overall_trees=trees.shape[1:])
 
+    def without_overall_trees(self) -> "PredictionNetwork":
+        """This network with its overall regressor dropped: overall is the composition alone
+        (what a model card compares the shipped overall against)."""
+        return self._rebuilt({}, overall_trees=())
+
     def _with_tree_head(self, attribute: str, trees: BoostedTrees, outputs: int | None = None,
                         **changes: Any) -> "PredictionNetwork":
         """A new network with `changes` to the config and `trees` (`outputs` of them, one per
-        distortion type unless given) as module `attribute`; every other weight the new network
-        still has is carried over."""
+        distortion type unless given) as module `attribute`."""
         outputs = len(self.config.distortions) if outputs is None else outputs
         if trees.outputs != outputs:
             raise ValueError(f"{trees.outputs} tree outputs where {attribute} has {outputs}")
+        return self._rebuilt({f"{attribute}.{k}": v for k, v in trees.state_dict().items()}, **changes)
+
+    def _rebuilt(self, new_state: dict[str, torch.Tensor], **changes: Any) -> "PredictionNetwork":
+        """A new network with `changes` to the config, the weights in `new_state`, and every
+        other weight of this one that the new network still has."""
         network = PredictionNetwork(HeadConfig(**{**self.config.to_dict(), **changes}))
         wanted = network.state_dict()
-        kept = {k: v for k, v in self.state_dict().items() if k in wanted and not k.startswith(attribute + ".")}
-        kept.update({f"{attribute}.{k}": v for k, v in trees.state_dict().items()})
+        kept = {k: v for k, v in self.state_dict().items() if k in wanted and k not in new_state}
+        kept.update(new_state)
         network.load_state_dict(kept, strict=True)
         return network.train(self.training)
 
