@@ -121,3 +121,18 @@ def test_describe_command_bad_input_is_one_line(capsys, fine, tmp_path):
     assert main(["describe", str(tmp_path / "missing.mp4")]) == 10
     err = capsys.readouterr().err
     assert err.startswith("vqscope: error:") and err.count("\n") == 1
+
+
+def test_a_probability_just_under_the_threshold_is_never_printed_as_reaching_it():
+    from vqscope.ask import ask
+
+    r = fine_result()
+    near = {k: 0.01 for k in r.distortions} | {"defocus_blur": 0.4957}
+    text = describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, near)
+    assert "Likely distortions" not in text
+    blur = describe_dimensions(r.dimensions, near, r.clips)["blur"]
+    assert "no distortion of this kind likely (highest: defocus blur, p=0.49)" in blur
+    answer = ask(replace(r, distortions=near, clips=[replace(c, distortions={}) for c in r.clips]), "which distortions?")
+    assert "none has p >= 0.50" in answer.text and "(p=0.49)" in answer.text
+    # at or above it, the cut keeps what rounding would give
+    assert "defocus blur likely (p=0.50)" in describe_dimensions(r.dimensions, near | {"defocus_blur": 0.5}, r.clips)["blur"]

@@ -186,3 +186,71 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
 def test_overall_trees_need_a_composed_overall():
     with pytest.raises(ValueError, match="overall_trees"):
         HeadConfig(in_dim=4, heads=("overall",), distortions=DISTORTION_TYPES, overall_trees=(3, 7, 3))
+
+
+def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survives_export(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
+    from vqscope.export import export_onnx, use_onnx
+
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(800, features.dim)).astype(np.float32)
+    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
+    composed = tree_network(features.dim).with_severity_trees(
+        fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7)).eval()
+    scale, shift = np.linspace(0.3, 1.5, 12), np.linspace(-2.0, 1.0, 12)
+    calibrated = composed.with_distortion_calibration(scale, shift).eval()
+    assert calibrated.config.calibrated and not composed.config.calibrated
+
+    q = torch.from_numpy(x[:6])
+    with torch.no_grad():
+        raw = composed.distortion_logits(None, q)
+        before, after = composed(q), calibrated(q)
+        k = calibrated.severity_head(q).clamp(0, 1)
+    p = torch.sigmoid(raw * torch.tensor(scale, dtype=torch.float32) + torch.tensor(shift, dtype=torch.float32))
+    for j, t in enumerate(DISTORTION_TYPES):
+        torch.testing.assert_close(after["p:" + t], p[:, j])
+    # the composition reads the calibrated probabilities
+    color = [DISTORTION_TYPES.index(t) for t in ("overexposure", "underexposure", "color_cast")]
+    torch.testing.assert_close(after["color"], (1 - (1 - k[:, color]) * p[:, color]).prod(dim=1) * 100)
+    assert not torch.allclose(after["color"], before["color"])
+    with torch.no_grad():  # ones and zeros undo it
+        undone = calibrated.with_distortion_calibration(np.ones(12), np.zeros(12))(q)
+    for key in before:
+        torch.testing.assert_close(undone[key], before[key])
+
+    info = ModelInfo("calibrated-test", 1, "test", training={"data": "none"}, card={"summary": "test"})
+    model = Model.load(Model(info, features, calibrated).save(tmp_path / "calibrated-test-1.safetensors"))
+    expected = model.predict(x[:6])
+    np.testing.assert_allclose(expected["p:color_cast"], after["p:color_cast"].numpy(), atol=1e-5)
+    use_onnx(model, export_onnx(model, tmp_path / "export"))
+    got = model.predict(x[:6])
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-3 if key in DIMENSIONS else 1e-5)
+
+
+def test_calibration_refuses_a_map_that_would_change_a_ranking_or_a_wrong_length():
+    network = tree_network(4)
+    with pytest.raises(ValueError, match="positive"):
+        network.with_distortion_calibration([1.0] * 11 + [-0.5], [0.0] * 12)
+    with pytest.raises(ValueError, match="one per distortion type"):
+        network.with_distortion_calibration([1.0] * 11, [0.0] * 11)
+    with pytest.raises(ValueError, match="calibrated needs"):
+        HeadConfig(in_dim=4, heads=("overall",), calibrated=True)
+
+
+def test_fit_logit_calibration_recovers_the_map_that_made_the_labels():
+    from vqscope.train import fit_logit_calibration
+
+    rng = np.random.default_rng(7)
+    logits = rng.normal(scale=3.0, size=(20000, 3))
+    truth_scale, truth_shift = np.array([0.4, 1.0, 2.0]), np.array([-1.5, 0.0, 0.5])
+    labels = rng.uniform(size=logits.shape) < 1 / (1 + np.exp(-(truth_scale * logits + truth_shift)))
+    labels[:, 2] = False  # a type never present keeps the identity map
+    logits[:5, 0] = np.nan  # clips without an out-of-fold logit are left out
+    scale, shift = fit_logit_calibration(logits, labels)
+    np.testing.assert_allclose(scale[:2], truth_scale[:2], rtol=0.1)
+    np.testing.assert_allclose(shift[:2], truth_shift[:2], atol=0.12)
+    assert (scale[2], shift[2]) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="clips, types"):
+        fit_logit_calibration(logits[:, 0], labels[:, 0])

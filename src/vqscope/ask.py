@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .describe import THRESHOLD, dimension_texts, distortion_name, distortion_ranges, where_phrase
+from .describe import THRESHOLD, dimension_texts, format_p, distortion_name, distortion_ranges, where_phrase
 from .errors import ConfigError
 from .errors import NotPredictedError
 from .result import Result, require_dimensions
@@ -235,13 +235,13 @@ def answer(question: Question, result: Result, threshold: float = THRESHOLD) -> 
         ranges, where = _ranges(result, kind, threshold)
         name = distortion_name(kind)
         if p >= threshold:
-            text = f"Yes: {name} is likely (p={p:.2f}, threshold {threshold:.2f})" + (f", {where}." if where else ".")
+            text = f"Yes: {name} is likely (p={format_p(p)}, threshold {threshold:.2f})" + (f", {where}." if where else ".")
         else:
-            text = f"No: {name} is unlikely (p={p:.2f}, threshold {threshold:.2f})"
+            text = f"No: {name} is unlikely (p={format_p(p)}, threshold {threshold:.2f})"
             text += f", though clips exceed the threshold {where.removeprefix('mostly ')}." if where else "."
         others = [t for t in sorted(candidates, key=lambda t: -candidates[t]) if t != kind]
         if others:
-            text += " Also considered: " + ", ".join(f"{distortion_name(t)} (p={candidates[t]:.2f})" for t in others) + "."
+            text += " Also considered: " + ", ".join(f"{distortion_name(t)} (p={format_p(candidates[t])})" for t in others) + "."
         data = {**base, "answer": "yes" if p >= threshold else "no", "distortion": kind,
                 "probability": round(p, 4), "ranges": ranges,
                 "candidates": {t: round(v, 4) for t, v in candidates.items()}}
@@ -256,14 +256,14 @@ def answer(question: Question, result: Result, threshold: float = THRESHOLD) -> 
         ranges, where = _ranges(result, t, threshold)
         p = result.distortions[t]
         items.append({"distortion": t, "probability": round(p, 4), "ranges": ranges})
-        parts.append(f"{distortion_name(t)} (p={p:.2f}" + (f", {where})" if where else ")"))
+        parts.append(f"{distortion_name(t)} (p={format_p(p)}" + (f", {where})" if where else ")"))
     about = _NOUN.get(question.dimension or "overall", "")
     if parts:
         text = f"Likely {about}distortions (p >= {threshold:.2f}): " + "; ".join(parts) + "."
     elif scope:
         top = max(scope, key=lambda t: (result.distortions[t], t))
         text = (f"No {about}distortion is likely (none has p >= {threshold:.2f}); the most likely is "
-                f"{distortion_name(top)} (p={result.distortions[top]:.2f}).")
+                f"{distortion_name(top)} (p={format_p(result.distortions[top])}).")
     else:
         text = f"Model {result.model} predicts no {about}distortion."
     data = {**base, "answer": items, "scope": question.dimension or (list(question.types) or None)}

@@ -14,6 +14,8 @@ Two entry points:
 
 from __future__ import annotations
 
+import math
+
 import re
 from typing import Mapping, Sequence
 
@@ -31,6 +33,12 @@ _GRADE_PHRASE = {
 _DIP_POINTS = 12.0
 # A distortion is "likely" (named, answered yes) from this probability on.
 THRESHOLD = 0.5
+
+
+def format_p(p: float) -> str:
+    """A probability for text, cut (not rounded) to two decimals: rounding would print 0.4957
+    as 0.50 beside "none has p >= 0.50", and a cut never crosses a two-decimal threshold."""
+    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
 _DISTORTION_SHOWN = THRESHOLD
 # Clips closer than this (seconds) are one stretch of time; sampled clips further apart are not.
 _GAP_S = 0.05
@@ -182,7 +190,7 @@ def describe_dimension(
     if likely:
         items = []
         for p, kind in likely[:limit]:
-            item = f"{distortion_name(kind)} likely (p={p:.2f})"
+            item = f"{distortion_name(kind)} likely (p={format_p(p)})"
             where = distortion_where(clips, kind, threshold)
             items.append(f"{item}, {where}" if where else item)
         return f"{head}: " + "; ".join(items) + "."
@@ -191,7 +199,7 @@ def describe_dimension(
     if predicted:
         top = max(predicted, key=lambda k: (distortions[k], k))
         none = "no distortion likely" if name == "overall" else "no distortion of this kind likely"
-        tail.append(f"{none} (highest: {distortion_name(top)}, p={distortions[top]:.2f})")
+        tail.append(f"{none} (highest: {distortion_name(top)}, p={format_p(distortions[top])})")
     dip = _dimension_dip(clips, name)
     if dip:
         tail.append(dip)
@@ -255,7 +263,7 @@ def describe(
         items = []
         for p, kind in seen[:_MAX_RANGES]:
             where = distortion_where(clips, kind, _DISTORTION_SHOWN)
-            items.append(f"{distortion_name(kind)} (p={p:.2f}" + (f", {where})" if where else ")"))
+            items.append(f"{distortion_name(kind)} (p={format_p(p)}" + (f", {where})" if where else ")"))
         parts.append("Likely distortions: " + ", ".join(items) + ".")
     sentence = timeline_sentence(clips)
     if sentence:

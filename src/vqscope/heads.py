@@ -49,6 +49,12 @@ class HeadConfig:
     # different ones, and their mean ranks videos better than either (cross-validation in
     # scripts/train_fine.py, reported in the model card).
     overall_trees: tuple[int, ...] = ()
+    # Distortion logits pass through a per-type affine map (Platt scaling) fitted on
+    # out-of-fold predictions for sources the head never saw: trees are sure of what they
+    # learnt on their training content and far less right on new content, and an
+    # overconfident probability both raises false alarms and, in the composition, takes
+    # quality away from clean videos.
+    calibrated: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -63,6 +69,8 @@ class HeadConfig:
             shape = getattr(self, name)
             if shape and (len(shape) != 3 or not self.distortions):
                 raise ValueError(f"{name} is (trees, nodes, depth) and needs distortion types")
+        if self.calibrated and not self.distortions:
+            raise ValueError("calibrated needs a distortion head")
         if self.overall_trees and (len(self.overall_trees) != 3 or "overall" not in self.composed):
             raise ValueError("overall_trees is (trees, nodes, depth) and needs an overall composed by a severity head")
 
@@ -101,6 +109,9 @@ class PredictionNetwork(nn.Module):
             self.distortion_head = BoostedTrees(len(config.distortions), *config.distortion_trees)
         elif config.distortions:
             self.distortion_head = nn.Linear(width, len(config.distortions))
+        if config.calibrated:
+            self.register_buffer("distortion_scale", torch.ones(len(config.distortions)))
+            self.register_buffer("distortion_shift", torch.zeros(len(config.distortions)))
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -120,15 +131,19 @@ class PredictionNetwork(nn.Module):
         return list(self.config.heads) + [DISTORTION_PREFIX + t for t in self.config.distortions]
 
     def distortion_logits(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of the distortion head: from the trunk's output `z`, or for a tree head from
-        the features `x` themselves."""
+        """Logits of the distortion head (calibrated where the network is): from the trunk's
+        output `z`, or for a tree head from the features `x` themselves."""
         if self.distortion_head is None:
             raise KeyError("this network has no distortion head")
         if self.config.distortion_trees:
             if x is None:
                 raise ValueError("a tree distortion head reads the features: pass x")
-            return self.distortion_head(x)
-        return self.distortion_head(z)
+            logits = self.distortion_head(x)
+        else:
+            logits = self.distortion_head(z)
+        if self.config.calibrated:
+            logits = logits * self.distortion_scale + self.distortion_shift
+        return logits
 
     def with_distortion_trees(self, trees: BoostedTrees) -> "PredictionNetwork":
         """This network with `trees` as its distortion head (trunk and score heads kept)."""
@@ -151,6 +166,19 @@ class PredictionNetwork(nn.Module):
         """This network with its overall regressor dropped: overall is the composition alone
         (what a model card compares the shipped overall against)."""
         return self._rebuilt({}, overall_trees=())
+
+    def with_distortion_calibration(self, scale: Sequence[float], shift: Sequence[float]) -> "PredictionNetwork":
+        """This network with its distortion logits mapped to `scale * logit + shift` per type
+        (`train.fit_logit_calibration`); scale and shift of ones and zeros undo it."""
+        n = len(self.config.distortions)
+        state = {"distortion_scale": torch.as_tensor(scale, dtype=torch.float32).reshape(-1),
+                 "distortion_shift": torch.as_tensor(shift, dtype=torch.float32).reshape(-1)}
+        if any(v.numel() != n for v in state.values()):
+            raise ValueError(f"a calibration needs {n} scales and shifts, one per distortion type")
+        if not (torch.isfinite(state["distortion_scale"]).all() and torch.isfinite(state["distortion_shift"]).all()
+                and (state["distortion_scale"] > 0).all()):
+            raise ValueError("calibration scales must be positive and finite (the map must keep each type's ranking)")
+        return self._rebuilt(state, calibrated=True)
 
     def _with_tree_head(self, attribute: str, trees: BoostedTrees, outputs: int | None = None,
                         **changes: Any) -> "PredictionNetwork":

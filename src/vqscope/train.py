@@ -106,6 +106,32 @@ class FineFit:
     history: list[dict] = field(default_factory=list)  # every setting tried
 
 
+def fit_logit_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type Platt scaling (`PredictionNetwork.with_distortion_calibration`): the scale and
+    shift that make sigmoid(scale * logit + shift) the probability of each type [clips, types].
+
+    The logits must be out-of-fold, each predicted by a head that never saw the clip's source:
+    on its own training clips a head is far surer than it has a right to be on new content. A
+    type without both outcomes among the clips, or whose logits do not rank it at all, keeps
+    the identity map.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels).astype(bool)
+    if logits.shape != labels.shape or logits.ndim != 2:
+        raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be [clips, types]")
+    scale, shift = np.ones(logits.shape[1]), np.zeros(logits.shape[1])
+    for j in range(logits.shape[1]):
+        ok = np.isfinite(logits[:, j])
+        y = labels[ok, j]
+        if y.all() or not y.any():
+            continue
+        fit = LogisticRegression(C=1e4).fit(logits[ok, j, None], y)
+        if fit.coef_[0, 0] > 0:
+            scale[j], shift[j] = fit.coef_[0, 0], fit.intercept_[0]
+    return scale, shift
+
+
 def pooled_probabilities(probs: np.ndarray, owner: np.ndarray, n_videos: int) -> np.ndarray:
     """Video-level probabilities [videos, types] from clip ones, pooled as the model pools them."""
     from .model import pool_clip_probabilities
