@@ -55,6 +55,8 @@ FEATURE_SETS = {
                                       temporal=("motion_stats",)),
     "statistics+spectral": FeatureConfig(spatial=("frame_stats", "detail_stats", "spectral_stats"),
                                          temporal=("motion_stats",)),
+    "statistics+spectral+local": FeatureConfig(spatial=("frame_stats", "detail_stats", "spectral_stats", "local_stats"),
+                                               temporal=("motion_stats",)),
 }
 # Every backbone of every set, in the order they first appear (the extraction's cache key).
 UNION = FeatureConfig(spatial=tuple(dict.fromkeys(n for c in FEATURE_SETS.values() for n in c.spatial)),
@@ -448,6 +450,9 @@ BACKBONE_TEXT = {
     "spectral_stats": "the power spectrum of the luma of a 512x512 native-resolution crop: log power in eight frequency "
                       "bands, in four directional wedges, and the cepstral trough a linear motion blur leaves at "
                       "its length (blur that noise and oversharpening do not hide).",
+    "local_stats": "noise where the picture is flattest: Immerkaer's operator averaged over 16x16 blocks of the "
+                   "same crop, low percentiles over the blocks against their median, in luma and in chroma "
+                   "(texture reads as noise in a whole-crop estimate; noise is in every block, texture is not).",
     "motion_stats": "statistics of the 32-frame window (frozen and dropped frames, global motion and shake, "
                     "flicker, temporal information).",
 }

@@ -3,6 +3,8 @@ weight-free statistics branches."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -81,7 +83,7 @@ def test_lite0_features_and_fusion(lite0):
 def test_registry_lists_every_family_and_refuses_unknown_names():
     names = {s.name for s in list_backbones()}
     assert {"efficientnet_lite0", "mobilenet_v2", "x3d_xs", "x3d_s", "x3d_m", "motion_stats", "frame_stats",
-            "spectral_stats"} <= names
+            "spectral_stats", "local_stats"} <= names
     assert {s.name for s in list_backbones("temporal")} >= {"motion_stats", "x3d_s"}
     with pytest.raises(UnknownBackboneError):
         create_backbone("resnet_9000")
@@ -275,3 +277,48 @@ def test_code_histograms_give_torch_quantiles_and_medians_of_8_bit_planes():
     for q, code in zip((0.01, 0.5, 0.9), quantile_bins(hist, (0.01, 0.5, 0.9)).tolist()):
         # the first code whose cumulative share reaches q
         assert (plane <= code / 255 + 1e-6).float().mean() >= q > (plane <= (code - 1) / 255 + 1e-6).float().mean()
+
+
+# --- local statistics ------------------------------------------------------------------------
+
+def _local(yuv: np.ndarray) -> dict[str, float]:
+    from vqscope.backbones.local_stats import FEATURE_NAMES
+
+    x = torch.from_numpy(yuv).float()[None] / 255
+    return dict(zip(FEATURE_NAMES, create_backbone("local_stats").features(x)[0].tolist()))
+
+
+def _sky_and_texture(size: int = 384) -> np.ndarray:
+    """[3, size, size] YUV codes: a smooth sky above a fine gravel-like texture (fixed, as texture
+    is: softened white noise of +-25 codes on a 1/f picture), neutral chroma."""
+    rng = np.random.default_rng(4)
+    grain = rng.normal(0, 25, (size, size))
+    grain = (grain + np.roll(grain, 1, 0) + np.roll(grain, 1, 1) + np.roll(grain, (1, 1), (0, 1))) / 2
+    y = np.clip(_natural_texture(size, seed=4) * 0.6 + 50 + grain, 16, 235)
+    y[: size // 4] = np.linspace(150, 190, size)[None, :]  # the flat quarter
+    return np.stack([y, np.full_like(y, 128.0), np.full_like(y, 128.0)])
+
+
+def test_local_stats_measure_noise_in_the_flattest_blocks_where_texture_cannot_pass_for_it():
+    clean = _sky_and_texture()
+    noisy = np.clip(clean + np.random.default_rng(5).normal(0, 5, clean.shape), 0, 255)
+    c, n = _local(clean), _local(noisy)
+    # In the flat blocks the operator reads the noise itself: sigma 5 codes, within 20%.
+    assert math.exp(n["log_noise_flat_p10"]) * 255 == pytest.approx(5.0, rel=0.2)
+    assert n["log_noise_flat_p10"] > c["log_noise_flat_p10"] + 2.0
+    # The median block is texture, so clean and noisy look alike there ...
+    assert abs(n["log_noise_block_median"] - c["log_noise_block_median"]) < 0.5
+    # ... and the flat-to-median contrast, like chroma noise, tells noise from texture.
+    assert n["noise_flat_minus_median"] > c["noise_flat_minus_median"] + 1.5
+    assert math.exp(n["log_chroma_noise_flat_p10"]) * 255 == pytest.approx(5.0, rel=0.2)
+    assert n["log_chroma_noise_flat_p10"] > c["log_chroma_noise_flat_p10"] + 2.0
+    # Whole-crop Immerkaer (frame_stats) gives the clean textured picture more "noise" than the
+    # flat blocks of the noisy one hold: the confusion these statistics are for.
+    x = torch.from_numpy(clean).float()[None] / 255
+    frame = dict(zip(FRAME_STATS, create_backbone("frame_stats").features(x)[0].tolist()))
+    assert frame["log_noise_mean"] > n["log_noise_flat_p10"]
+
+
+def test_local_stats_stay_finite_on_flat_and_tiny_frames():
+    for yuv in (np.full((3, 64, 64), 128.0), np.zeros((3, 12, 9)), np.full((3, 3, 3), 255.0)):
+        assert all(np.isfinite(list(_local(yuv).values())))

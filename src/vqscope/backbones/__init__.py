@@ -2,7 +2,7 @@
 
 Spatial (key frame): efficientnet_lite0 (offline default), mobilenet_v2.
 Temporal (32-frame window): motion_stats (no weights, offline default), x3d_xs / x3d_s / x3d_m.
-Auxiliary spatial statistics: frame_stats, detail_stats, color_stats, spectral_stats (no weights).
+Auxiliary spatial statistics: frame_stats, detail_stats, local_stats, color_stats, spectral_stats (no weights).
 """
 
 from .registry import (
@@ -17,7 +17,8 @@ from .weights import Weights, WeightsEnum, cache_dir, fetch, load_state_dict, sh
 from .fuse import fuse_conv_bn
 
 # Importing each architecture registers it.
-from . import color_stats, detail_stats, efficientnet_lite, frame_stats, motion_stats, spectral_stats  # noqa: E402,F401
+from . import color_stats, detail_stats, efficientnet_lite, frame_stats, local_stats, motion_stats  # noqa: E402,F401
+from . import spectral_stats  # noqa: E402,F401
 from . import mobilenet_v2, x3d  # noqa: E402,F401
 
 __all__ = [
