@@ -359,7 +359,7 @@ def decision_figures(vp, video_presence, samples, videos) -> dict:
 
 
 def summary_figures(ev: dict) -> dict:
-    """The held-out figures two variants of a model are compared on in its card."""
+    """The held-out figures two models (or two variants of one) are compared on in a card."""
     return {"dimensions": {d: ev["dimensions"][d]["srocc"] for d in DIMENSIONS}, "mean_auc": ev["mean_auc"],
             "mean_f1": ev["mean_f1"], "f1": {t: ev["types"][t]["f1"] for t in DISTORTION_TYPES},
             **ev["decisions"]}
@@ -386,9 +386,7 @@ def previous_model_figures(version: int, union_features: np.ndarray, clips, samp
     sliced = FineClipSet(union_features[:, columns_of(previous.features)], clips.dimensions, clips.presence,
                          clips.sample_index, clips.samples, clips.keep)
     ev = evaluate(previous.network.eval(), sliced, samples, video_dims, video_presence, test_v)
-    return {"model": previous.id, "mean_auc": ev["mean_auc"], "mean_srocc": ev["mean_srocc"],
-            "dimensions": {d: ev["dimensions"][d]["srocc"] for d in DIMENSIONS},
-            "types": {t: ev["types"][t]["auc"] for t in DISTORTION_TYPES}}
+    return {"model": previous.id, **summary_figures(ev)}
 
 
 def evaluate(network, clips, samples, video_dims, video_presence, test_v) -> dict:

@@ -58,6 +58,17 @@ def tree_network(in_dim: int) -> PredictionNetwork:
     return net.with_distortion_trees(fit_boosted_trees(x, labels, max_iter=20, max_leaf_nodes=7)).eval()
 
 
+def composed_network(seed: int) -> tuple[FeatureConfig, np.ndarray, np.ndarray, PredictionNetwork]:
+    """Features, 800 random clips, each type's share of quality kept, and a network whose
+    dimensions are composed from severity trees fitted on them."""
+    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    x = np.random.default_rng(seed).normal(size=(800, features.dim)).astype(np.float32)
+    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
+    composed = tree_network(features.dim).with_severity_trees(
+        fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7))
+    return features, x, keep, composed
+
+
 def test_a_network_with_trees_gates_its_dimensions_with_them_and_survives_save_and_load(tmp_path):
     features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
     net = tree_network(features.dim)
@@ -150,12 +161,7 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
     pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
     from vqscope.export import export_onnx, use_onnx
 
-    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(800, features.dim)).astype(np.float32)
-    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
-    composed = tree_network(features.dim).with_severity_trees(
-        fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7))
+    features, x, keep, composed = composed_network(seed=5)
     with pytest.raises(ValueError, match="tree outputs"):
         composed.with_overall_trees(fit_boosted_trees(x, keep, regression=True, max_iter=5, max_leaf_nodes=7))
     overall = fit_boosted_trees(x, keep.prod(axis=1, keepdims=True), regression=True, max_iter=20, max_leaf_nodes=7)
@@ -192,12 +198,8 @@ def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survive
     pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed (pip install 'vqscope[onnx]')")
     from vqscope.export import export_onnx, use_onnx
 
-    features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
-    rng = np.random.default_rng(6)
-    x = rng.normal(size=(800, features.dim)).astype(np.float32)
-    keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
-    composed = tree_network(features.dim).with_severity_trees(
-        fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7)).eval()
+    features, x, _, composed = composed_network(seed=6)
+    composed = composed.eval()
     scale, shift = np.linspace(0.3, 1.5, 12), np.linspace(-2.0, 1.0, 12)
     calibrated = composed.with_distortion_calibration(scale, shift).eval()
     assert calibrated.config.calibrated and not composed.config.calibrated

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .describe import THRESHOLD, dimension_texts, format_p, distortion_name, distortion_ranges, where_phrase
+from .describe import THRESHOLD, dimension_texts, distortion_name, distortion_ranges, format_p, where_phrase
 from .errors import ConfigError
 from .errors import NotPredictedError
 from .result import Result, require_dimensions

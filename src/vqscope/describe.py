@@ -15,7 +15,6 @@ Two entry points:
 from __future__ import annotations
 
 import math
-
 import re
 from typing import Mapping, Sequence
 
@@ -33,12 +32,6 @@ _GRADE_PHRASE = {
 _DIP_POINTS = 12.0
 # A distortion is "likely" (named, answered yes) from this probability on.
 THRESHOLD = 0.5
-
-
-def format_p(p: float) -> str:
-    """A probability for text, cut (not rounded) to two decimals: rounding would print 0.4957
-    as 0.50 beside "none has p >= 0.50", and a cut never crosses a two-decimal threshold."""
-    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
 _DISTORTION_SHOWN = THRESHOLD
 # Clips closer than this (seconds) are one stretch of time; sampled clips further apart are not.
 _GAP_S = 0.05
@@ -53,6 +46,12 @@ DIMENSION_LABEL: dict[str, tuple[str, str]] = {
     "temporal": ("Temporal quality", "is"),
     "overall": ("Overall quality", "is"),
 }
+
+
+def format_p(p: float) -> str:
+    """A probability for text, cut (not rounded) to two decimals: rounding would print 0.4957
+    as 0.50 beside "none has p >= 0.50", and a cut never crosses a two-decimal threshold."""
+    return f"{math.floor(p * 100 + 1e-9) / 100:.2f}"
 
 
 def distortion_name(kind: str) -> str:
