@@ -64,3 +64,19 @@ def test_a_new_backbone_version_is_a_new_cache_key(monkeypatch):
     bumped = dataclasses.replace(registry.get_backbone_spec("frame_stats"), version=2)
     monkeypatch.setitem(registry._REGISTRY, "frame_stats", bumped)
     assert config_key(config) != before
+
+
+def test_a_backbone_reading_another_picture_is_a_new_cache_key(monkeypatch):
+    import dataclasses
+
+    from vqscope.backbones import registry
+    from vqscope.features.cache import config_key
+
+    config = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
+    before = config_key(config)
+    spec = registry.get_backbone_spec("frame_stats")
+    wider = dataclasses.replace(spec, frame_input=dataclasses.replace(spec.frame_input, crop=512))
+    monkeypatch.setitem(registry._REGISTRY, "frame_stats", wider)
+    assert config_key(config) != before
+    monkeypatch.setitem(registry._REGISTRY, "frame_stats", spec)
+    assert config_key(config) == before

@@ -50,8 +50,9 @@ class BackboneSpec:
     weights: type[WeightsEnum] | None = None
     default_weights: str | None = None
     description: str = ""
-    # Raised whenever the features a backbone computes change, so that cached features of
-    # the old code are never read as the new one's (it is part of the feature cache key).
+    # Raised whenever the code computing a backbone's features changes, so that cached
+    # features of the old code are never read as the new one's (it is part of the feature
+    # cache key, as `frame_input` is: a new crop or resolution needs no raise).
     version: int = 1
 
 

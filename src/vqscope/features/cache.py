@@ -10,6 +10,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,12 +45,15 @@ class CachedFeatures:
 
 
 def config_key(config: FeatureConfig) -> str:
-    """Settings and backbone code versions (those past 1 only, so keys of caches written
-    before versions existed stay valid)."""
+    """Settings, backbone code versions (those past 1 only) and the pictures each backbone
+    reads: a backbone given a new crop, resolution or colour space computes new features
+    even where its code, and so its version, stays the same."""
     data = config.to_dict()
-    versions = {n: get_backbone_spec(n).version for n in config.spatial + config.temporal}
+    specs = {n: get_backbone_spec(n) for n in config.spatial + config.temporal}
+    versions = {n: spec.version for n, spec in specs.items()}
     if any(v > 1 for v in versions.values()):
         data["backbone_versions"] = versions
+    data["frame_inputs"] = {n: dataclasses.asdict(spec.frame_input) for n, spec in specs.items()}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

