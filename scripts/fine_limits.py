@@ -4,7 +4,7 @@
     python scripts/fine_limits.py --work-dir .cache --version 7 [--out docs/fine-limits.md]
 
 Reads the corpus and its cached features as `train_fine.py` left them (no rendering, no
-training) and prints three markdown tables, each on the held-out (test) sources:
+training) and prints four markdown tables, each on the held-out (test) sources:
 
 1. Oracles: each dimension's SROCC on the graded mixes when one of its types is replaced, clip by
    clip, by the truth (presence and severity). A type whose oracle lifts the dimension most is
@@ -93,6 +93,10 @@ def main() -> int:
     def srocc(scores: np.ndarray, videos: np.ndarray, dim: str) -> float:
         return agreement(scores[videos], target[videos, DIMENSIONS.index(dim)]).srocc
 
+    def auc(scores: np.ndarray, pos, neg) -> float:
+        """ROC AUC of `scores` (one per video) of the videos `pos` against the videos `neg`."""
+        return roc_auc(np.r_[scores[pos], scores[neg]], np.r_[np.ones(len(pos)), np.zeros(len(neg))])
+
     out = [f"# Where vqscope-lite@{args.version} loses dimension SROCC (held-out sources)", "",
            f"`python scripts/fine_limits.py --work-dir WORK --version {args.version}`: "
            f"{len(set(source[test]))} held-out sources, {len(mix)} graded mixes.", "",
@@ -122,15 +126,13 @@ def main() -> int:
     for j, t in enumerate(DISTORTION_TYPES):
         presence = np.array([s.presence[t] for s in samples])
         pos, neg = test[presence[test] >= 0.5], test[presence[test] == 0]
-        labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-        within = [roc_auc(np.r_[vp[pos[source[pos] == s], j], vp[neg[source[neg] == s], j]],
-                          np.r_[np.ones(int((source[pos] == s).sum())), np.zeros(int((source[neg] == s).sum()))])
-                  for s in sorted(clean) if (source[pos] == s).sum() >= 3 and (source[neg] == s).sum() >= 3]
+        per_source = [(pos[source[pos] == s], neg[source[neg] == s]) for s in sorted(clean)]
+        within = [auc(vp[:, j], a, b) for a, b in per_source if len(a) >= 3 and len(b) >= 3]
         shifted = logit[:, j].copy()
         for s, rows in clean.items():
             shifted[source == s] -= np.median(logit[rows, j])
-        out.append(f"| {t} | {roc_auc(np.r_[vp[pos, j], vp[neg, j]], labels):.3f} | "
-                   f"{np.mean(within):.3f} ({np.min(within):.2f}) | {roc_auc(np.r_[shifted[pos], shifted[neg]], labels):.3f} |")
+        out.append(f"| {t} | {auc(vp[:, j], pos, neg):.3f} | "
+                   f"{np.mean(within):.3f} ({np.min(within):.2f}) | {auc(shifted, pos, neg):.3f} |")
 
     kinds = [CAMERA] + [kind for kind, _ in SOURCE_KINDS]
     out += ["", "## 3. By kind of source", "",
@@ -145,10 +147,9 @@ def main() -> int:
         if len(videos) == 0:
             continue
         kind_test = np.array([i for i in test if kind_of(source[i]) == kind])
-        pos, neg = kind_test[presence[kind_test] >= 0.5], kind_test[presence[kind_test] == 0]
-        auc = roc_auc(np.r_[vp[pos, cast], vp[neg, cast]], np.r_[np.ones(len(pos)), np.zeros(len(neg))])
+        cast_auc = auc(vp[:, cast], kind_test[presence[kind_test] >= 0.5], kind_test[presence[kind_test] == 0])
         figures = " | ".join(f"{srocc(model_dims[:, d], videos, dim):.3f}" for d, dim in enumerate(DIMENSIONS))
-        out.append(f"| {kind} | {len(set(source[videos]))} | {len(videos)} | {figures} | {auc:.3f} |")
+        out.append(f"| {kind} | {len(set(source[videos]))} | {len(videos)} | {figures} | {cast_auc:.3f} |")
 
     masking = {"mosaic", "compression", "noise"}
     out += ["", "## 4. By level, and without the steps that hide damage", "",
@@ -164,12 +165,8 @@ def main() -> int:
             neg = [i for i in videos if samples[i].presence[t] == 0]
             pos = [i for i in videos if samples[i].presence[t] >= 0.5]
             level = {i: next(s["level"] for s in samples[i].recipe if s["name"] == t) for i in pos}
-
-            def auc(rows: list[int]) -> float:
-                return roc_auc(np.r_[vp[rows, j], vp[neg, j]], np.r_[np.ones(len(rows)), np.zeros(len(neg))])
-
-            by_level = " | ".join(f"{auc([i for i in pos if level[i] == lv]):.3f}" for lv in range(4))
-            out.append(f"| {t} | {label} ({len(pos)} with it) | {auc(pos):.3f} | {by_level} |")
+            by_level = " | ".join(f"{auc(vp[:, j], [i for i in pos if level[i] == lv], neg):.3f}" for lv in range(4))
+            out.append(f"| {t} | {label} ({len(pos)} with it) | {auc(vp[:, j], pos, neg):.3f} | {by_level} |")
 
     text = "\n".join(out) + "\n"
     print(text)

@@ -584,7 +584,9 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
     c = t["corpus"]
     used = {s.source for s in samples}
     # Footage given with --sources has origin "file PATH" (data/synth.py, sources_from_paths).
-    packaged = sum(1 for s in t["sources"] if s["name"] in used and not s["origin"].startswith("file "))
+    given = sum(1 for s in t["sources"] if s["name"] in used and s["origin"].startswith("file "))
+    origins = (f": {len(used) - given} shipped in Debian and PyPI packages, {given} given to the trainer (`--sources`)"
+               if given else " shipped in Debian and PyPI packages")
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines = [
         f"# Model card: {model.id}",
@@ -628,9 +630,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "## Training data (`vqscope synth`)",
         "No human-rated dataset can be downloaded where this model was built. It learns what was done to real",
         "footage, frame by frame, under the twelve distortion types of the taxonomy.",
-        f"- {len(used)} sources of real footage" + (f": {packaged} shipped in Debian and PyPI packages, {len(used) - packaged}"
-                                                    " given to the trainer (`--sources`)" if packaged < len(used) else
-                                                    " shipped in Debian and PyPI packages") + " (listed below):",
+        f"- {len(used)} sources of real footage{origins} (listed below):",
         f"  videos, and photographs turned into {c['seconds']:g}-second clips by a moving virtual camera; rendered at",
         f"  most {c['max_long_side']} pixels on the long side.",
         f"- {c['samples']} videos ({c['clips']} clips): each source undistorted, every type at every level (about",
