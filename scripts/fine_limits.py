@@ -69,11 +69,16 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
 
+    weights = ZOO / f"vqscope-lite-{args.version}.safetensors"
+    if not weights.is_file():
+        ap.error(f"no model vqscope-lite@{args.version} in {ZOO}")
     corpus = Path(args.work_dir) / "fine"
-    samples = sorted(read_samples(corpus), key=lambda s: s.id)
+    samples = sorted(read_samples(corpus), key=lambda s: s.id) if corpus.is_dir() else []
+    if not samples:
+        ap.error(f"no rendered corpus in {corpus}: run train_fine.py --work-dir {args.work_dir} first")
     log(f"{len(samples)} samples; reading features (extracted once by train_fine.py)")
     clips = extract_synth_features(corpus, samples, UNION, workers=1, log=log)
-    model = Model.load(ZOO / f"vqscope-lite-{args.version}.safetensors")
+    model = Model.load(weights)
     net = model.network.eval()
     x = clips.features[:, columns_of(model.features)]
     dims, p = predict_fine(net, x)
