@@ -233,6 +233,6 @@ def test_serve_migrate_only(tmp_path, capsys):
     from vqscope.cli import main
 
     assert main(["serve", "--data-dir", str(tmp_path / "d"), "--migrate-only"]) == 0
-    assert "schema revision 0001" in capsys.readouterr().err
+    assert "schema revision 0002" in capsys.readouterr().err
     assert (tmp_path / "d" / "vqscope.db").is_file()
     assert main(["serve", "--db", "nosuchdb://x", "--data-dir", str(tmp_path / "d"), "--migrate-only"]) == 2

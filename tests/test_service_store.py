@@ -18,6 +18,7 @@ from vqscope.service.alerts import AlertMonitor, AlertRule, evaluate
 from vqscope.service.dashboard import bucket_seconds, build_dashboard
 from vqscope.service.migrations import VERSION_TABLE, current, head
 from vqscope.service.store import Base, JobFilter, JobStore, NewJob
+import vqscope.studies.store  # noqa: F401  (the study tables share the job store's schema)
 
 
 class Clock:

@@ -8,6 +8,7 @@
     vqscope backbones                       registered feature extractors
     vqscope features DATASET_SPEC...        extract and cache clip features of a dataset
     vqscope train CONFIG.toml               train a model (one head per dataset) from a config
+    vqscope train --from-study ID | --ratings CSV | --rated SPEC ...   heads fitted to people's ratings
     vqscope eval MODEL DATASET_SPEC...      SROCC/KRCC/PLCC/RMSE with intervals, report, plots
     vqscope calibrate MODEL BENCHMARK... --out FILE   percentile scale on a fixed benchmark set
     vqscope serve                           HTTP service, workers, dashboard, /metrics
@@ -16,6 +17,7 @@
     vqscope batch LIST --out DIR.parquet [--ray [ADDRESS]]   score a list of videos or URLs (Ray Data)
     vqscope synth SOURCES... --out DIR      a labelled corpus of the twelve distortion types
     vqscope export onnx|tensorrt [MODEL] --out DIR   other runtimes
+    vqscope study create|invite|results|export|import|thresholds|plan ...   rating studies
 
 Every expected failure prints one line, `vqscope: error: ...`, and exits with the code of its
 error class (see vqscope.errors); tracebacks appear only with --debug.
@@ -110,12 +112,44 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train a model from a TOML config",
+        "train", help="train a model from a TOML config, or fit heads to rated videos (--rated)",
         description="Train a prediction network (shared trunk, one head per dataset) on cached features and "
-                    "write a model file that `vqscope score --model` reads. See examples/train_konvid_lsvq.toml.",
+                    "write a model file that `vqscope score --model` reads. See examples/train_konvid_lsvq.toml. "
+                    "With --rated instead of a config: fit new heads on frozen features to a rated dataset (a "
+                    "study's export: path, mos and optional dimension columns), the feature set, head and strength "
+                    "chosen by nested cross-validation, and publish them only if they beat the base model there.",
     )
-    p.add_argument("config", metavar="CONFIG.toml")
-    p.add_argument("--out", "-o", default=None, metavar="FILE", help="model file to write (default: [model] output)")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml")
+    p.add_argument("--out", "-o", default=None, metavar="FILE",
+                   help="model file to write (default: [model] output; required with --rated)")
+    rated = p.add_argument_group("fitting to ratings")
+    rated.add_argument("--rated", default=None, metavar="SPEC",
+                       help="rated dataset, e.g. csv:study.csv (columns path, mos[, color, noise, artifact, blur, "
+                            "temporal])")
+    rated.add_argument("--from-study", default=None, metavar="ID",
+                       help="a rating study of the service's store (its MOS after screening; see --data-dir/--db)")
+    rated.add_argument("--ratings", default=None, metavar="CSV",
+                       help="ratings collected elsewhere (rater, video, score[, dimensions]): screened and averaged "
+                            "like a study's; the videos are in --videos")
+    rated.add_argument("--videos", default=None, metavar="DIR", help="with --ratings: the folder of the rated videos")
+    rated.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="with --from-study: the service's data folder (default: $VQSCOPE_DATA_DIR or "
+                            "~/.local/share/vqscope/service)")
+    rated.add_argument("--db", default=os.environ.get("VQSCOPE_DATABASE_URL"), metavar="URL",
+                       help="with --from-study: the service's database URL (default: SQLite in the data folder)")
+    rated.add_argument("--name", default=None, help="name of the new model")
+    rated.add_argument("--version", dest="model_version", type=int, default=None, metavar="N",
+                       help="version of the new model")
+    rated.add_argument("--base", default=None, metavar="MODEL",
+                       help="model to beat, whose features 'statistics' are (default: the shipped default)")
+    rated.add_argument("--features", default=None, metavar="SETS",
+                       help="feature sets to try, comma-separated: statistics, efficientnet, both, or backbone names "
+                            "joined by '+' (default: statistics,efficientnet,both)")
+    rated.add_argument("--folds", type=int, default=None, help="cross-validation folds, outer and inner (default: 5)")
+    rated.add_argument("--seed", type=int, default=None, help="seed of the folds and the bootstrap (default: 0)")
+    rated.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                       help="bootstrap resamples of the intervals (default: 1000)")
+    rated.add_argument("--force", action="store_true", help="publish even if the new head does not beat the base")
     _add_cache_options(p)
     p.set_defaults(func=_cmd_train)
 
@@ -213,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     for add in (_add_ask, _add_describe, _add_synth):
         add(sub)
+    from .studies.cli import add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 
@@ -620,10 +657,32 @@ def _cmd_features(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failures else 0
 
 
+#: `train` flags that only mean something with --rated: (flag, argparse dest).
+_RATED_FLAGS = (("--name", "name"), ("--version", "model_version"), ("--base", "base"), ("--features", "features"),
+                ("--folds", "folds"), ("--seed", "seed"), ("--bootstrap", "bootstrap"), ("--force", "force"),
+                ("--data-dir", "data_dir"))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .experiment.config import load_config
     from .experiment.runner import run_training
 
+    sources = [args.config, args.rated, args.from_study, args.ratings]
+    if sum(x is not None for x in sources) != 1:
+        raise ConfigError("train takes exactly one of CONFIG.toml, --rated SPEC, --from-study ID and --ratings CSV")
+    if args.videos is not None and args.ratings is None:
+        raise ConfigError("--videos goes with --ratings")
+    if args.ratings is not None and args.videos is None:
+        raise ConfigError("--ratings needs --videos DIR (where the rated videos are)")
+    if args.from_study is not None:
+        return _cmd_train_from_study(args)
+    if args.ratings is not None:
+        return _cmd_train_from_ratings(args)
+    if args.rated is not None:
+        return _cmd_train_rated(args)
+    stray = [flag for flag, dest in _RATED_FLAGS if getattr(args, dest) not in (None, False)]
+    if stray:
+        raise ConfigError(f"{', '.join(stray)} only go with --rated, not with a training config")
     config = load_config(args.config)
     outcome = run_training(config, out=args.out, cache_dir=args.cache_dir, workers=_workers(args),
                            progress=not args.no_progress, log=_log)
@@ -633,6 +692,123 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"  test {name}: SROCC {metrics['srocc']:.4f}  KRCC {metrics['krcc']:.4f}  "
               f"PLCC {metrics['plcc_mapped']:.4f} (mapped)  RMSE {metrics['rmse_mapped']:.2f}  n={metrics['n']}")
     return 0
+
+
+def _cmd_train_rated(args: argparse.Namespace) -> int:
+    from .data.datasets import load_dataset
+    from .experiment.config import name_for_spec
+
+    _check_rated_args(args)
+    dataset = load_dataset(args.rated)
+    source = {"name": name_for_spec(args.rated), "dataset": args.rated, "videos": len(dataset.items)}
+    return _train_on_ratings(args, dataset, source)
+
+
+def _cmd_train_from_study(args: argparse.Namespace) -> int:
+    """`train --from-study ID`: the study's MOS (screened as `study results` shows it) as a
+    dataset file beside the new model, then the same fit as --rated."""
+    from .data.datasets import load_dataset
+    from .service.config import ServiceConfig, default_data_dir
+    from .service.store import JobStore
+    from .studies.exchange import study_dataset
+    from .studies.store import StudyStore
+
+    _check_rated_args(args)
+    config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
+                           database_url=args.db)
+    jobs = JobStore(config.resolved_database_url())
+    try:
+        path, source = study_dataset(StudyStore(jobs.engine), args.from_study, Path(args.out).with_suffix(".mos.csv"))
+    finally:
+        jobs.close()
+    _log(f"study {args.from_study}: {source['videos']} videos, {source['raters']} raters -> {path}")
+    return _train_on_ratings(args, load_dataset(f"csv:{path}"), {**source, "dataset": f"csv:{path}"})
+
+
+def _cmd_train_from_ratings(args: argparse.Namespace) -> int:
+    """`train --ratings CSV --videos DIR`: ratings from elsewhere, screened like a study's."""
+    from .data.datasets import load_dataset
+    from .studies.exchange import ratings_dataset, read_ratings_csv
+
+    _check_rated_args(args)
+    try:
+        with open(args.ratings, encoding="utf-8-sig", newline="") as fh:
+            rows = read_ratings_csv(fh, args.ratings)
+    except FileNotFoundError:
+        raise ConfigError(f"{args.ratings}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{args.ratings}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    path, source = ratings_dataset(rows, args.videos, Path(args.out).with_suffix(".mos.csv"), Path(args.ratings).stem)
+    _log(f"{args.ratings}: {source['videos']} videos, {source['raters']} raters -> {path}")
+    return _train_on_ratings(args, load_dataset(f"csv:{path}"), {**source, "dataset": f"csv:{path}"})
+
+
+def _check_rated_args(args: argparse.Namespace) -> None:
+    missing = [flag for flag, value in (("--name", args.name), ("--version", args.model_version), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise ConfigError(f"fitting to ratings needs {', '.join(missing)}")
+
+
+def _train_on_ratings(args: argparse.Namespace, dataset: Any, source: dict[str, Any]) -> int:
+    """The core of `train --rated` for any rated `Dataset` (a ratings file, a study's export):
+    fit heads, print what was measured, write the model and its card, or refuse (exit 27)."""
+    from .errors import NotBetterError
+    from .studies.fit import FEATURE_SET_NAMES, fit_rated
+    from .zoo import load_model
+
+    _check_rated_args(args)
+    base = load_model(args.base)
+    features = [f.strip() for f in (args.features or ",".join(FEATURE_SET_NAMES)).split(",") if f.strip()]
+    try:
+        fit = fit_rated(dataset, base=base, feature_sets=features, folds=5 if args.folds is None else args.folds,
+                        seed=args.seed or 0, cache_dir=args.cache_dir, workers=_workers(args),
+                        n_boot=1000 if args.bootstrap is None else args.bootstrap, name=args.name,
+                        version=args.model_version, source=source, out=args.out, force=args.force,
+                        progress=not args.no_progress, log=_log)
+    except NotBetterError as exc:
+        if exc.result is not None:
+            _print_rated_fit(exc.result, base.id)
+        raise
+    _print_rated_fit(fit, base.id)
+    return 0
+
+
+def _print_rated_fit(fit: Any, base_id: str) -> None:
+    """Candidates, the choice, new against base with intervals, and what was written."""
+    import math
+
+    from .studies.card import best_per_head
+
+    def figure(agreement: Any, metric: str) -> str:
+        if agreement is None or math.isnan(getattr(agreement, metric)):
+            return "n/a"
+        value, (low, high) = getattr(agreement, metric), agreement.intervals[metric]
+        return f"{value:.3f}" if math.isnan(low) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+    print(f"candidates (cross-validated SROCC on all {fit.videos} videos, best strength of each):")
+    print(f"  {'feature set':<24} {'head':<6} {'strength':<14} SROCC")
+    for s in best_per_head(fit):
+        c = s.candidate
+        strength = f"{int(c.strength)} components" if c.head == "pcr" else f"{c.strength:g}"
+        srocc = "n/a" if math.isnan(s.srocc) else f"{s.srocc:.3f}"
+        print(f"  {c.feature_set:<24} {c.head:<6} {strength:<14} {srocc}{'  <- chosen' if c == fit.chosen else ''}")
+    print(f"chosen: {fit.chosen.feature_set} features, {fit.chosen.describe()}")
+    print(f"nested {len(fit.overall.outer_choices)}-fold cross-validation (95% intervals; PLCC after logistic mapping):")
+    print(f"  {'':<26} {'SROCC':<22} {'KRCC':<22} PLCC")
+    rows = [(f"new {fit.model.id}", fit.cv), (f"base {base_id}", fit.base_cv)]
+    for dim, head in fit.dimensions.items():
+        rows += [(f"{dim} new ({head.videos})", head.cv), (f"{dim} base", head.base)]
+    for label, agreement in rows:
+        print(f"  {label:<26} {figure(agreement, 'srocc'):<22} {figure(agreement, 'krcc'):<22} "
+              f"{figure(agreement, 'plcc_mapped')}")
+    if fit.gain is not None:
+        print(f"  SROCC gain over the base: {fit.gain.describe()} (paired bootstrap)")
+    if fit.published:
+        config = fit.model.network.config
+        note = " (published with --force: it does not beat the base)" if fit.forced else ""
+        print(f"wrote {fit.path} ({fit.model.id}, heads: {', '.join(config.heads)}; primary: {config.primary}){note}")
+        print(f"card  {fit.card_path}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

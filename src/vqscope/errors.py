@@ -137,6 +137,59 @@ class LLMError(VQScopeError):
     kind = "llm_error"
 
 
+class NotBetterError(VQScopeError):
+    """A model fitted to people's ratings does not beat the model it would replace in
+    cross-validation, so it is not published (unless forced). `result` holds what was
+    measured (a `studies.fit.RatedFit` with nothing written), for a report of the refusal."""
+
+    exit_code = 27
+    kind = "not_better"
+    result: object = None
+
+
+# --- rating studies (28) ---------------------------------------------------------------------
+class StudyError(VQScopeError):
+    """A rating study cannot do what was asked (the `kind` says why; the service maps each
+    kind to its HTTP status: unknown -> 404, conflicts -> 409, bad answers -> 422)."""
+
+    exit_code = 28
+    kind = "study_error"
+
+
+class UnknownStudyError(StudyError):
+    kind = "unknown_study"
+
+
+class NotAssignedError(StudyError):
+    """A rater asked for, or answered, something that is not on their task list."""
+
+    kind = "not_assigned"
+
+
+class DuplicateRatingError(StudyError):
+    kind = "duplicate_rating"
+
+
+class StudyClosedError(StudyError):
+    kind = "study_closed"
+
+
+class StudyFrozenError(StudyError):
+    """Items cannot change once raters were invited (their task lists are drawn from them)."""
+
+    kind = "study_frozen"
+
+
+class BadRatingError(StudyError):
+    kind = "bad_rating"
+
+
+class OutOfOrderError(StudyError):
+    """A real item answered before the training round was finished."""
+
+    kind = "out_of_order"
+
+
 EXIT_SOME_FAILED = 3
 #: Exit code of a bug: an exception that is not a VQScopeError.
 EXIT_INTERNAL = 1

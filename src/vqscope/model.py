@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -112,6 +112,30 @@ class Model:
             card=dict(self.info.card),
         )
         model = Model(info, self.features, self.network, calibration)
+        model._extractor = self._extractor  # backbones already built are reused
+        return model
+
+    def with_grades(
+        self, scale: GradeScale, *, version: int | None = None, name: str | None = None
+    ) -> "Model":
+        """The same network and percentile table under new grade thresholds (a new model file).
+
+        Grades set by a rating study (vqscope.studies.thresholds) change what a score is called,
+        not the score, so only the scale is replaced; as with `with_calibration`, the result is
+        a new model, best given a new version. A scale read on the scaled score needs the
+        percentile table: without one it would silently grade the raw score.
+        """
+        if scale.basis == "scaled" and self.calibration is None:
+            raise ValueError(f"{self.id} has no percentile table, so it cannot grade on the scaled score")
+        calibration = replace(self.calibration, grades=scale) if self.calibration is not None else None
+        info = ModelInfo(
+            name=name or self.info.name,
+            version=self.info.version if version is None else int(version),
+            description=self.info.description,
+            training=dict(self.info.training),
+            card=dict(self.info.card),
+        )
+        model = Model(info, self.features, self.network, calibration, scale)
         model._extractor = self._extractor  # backbones already built are reused
         return model
 

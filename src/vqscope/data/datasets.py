@@ -96,7 +96,8 @@ so extra or reordered columns do not matter.
     ``train``/``val``/``test`` in the file name), or a JSON file holding either a list of
     records with those keys (plus an optional ``split``) or an object mapping a split name to
     such a list; JSON Lines (``.jsonl``) too. ``video``, ``name`` or ``path`` may replace
-    ``video_name``.
+    ``video_name``; an absolute path is taken as it is (``vqscope study export --format
+    finevd`` writes them).
 
 ``csv`` -- any labels in a CSV file (PATH must be the file).
     Columns: ``path`` (absolute, or relative to the CSV's folder), ``mos``; optional ``split``
@@ -818,7 +819,10 @@ def _load_finevd(spec: DatasetSpec) -> Dataset:
         if "overall" not in values:
             raise ConfigError(f"finevd: {where}: no overall label", path=str(path))
         file_name = name if Path(name).suffix else f"{name}.mp4"
-        video = videos.joinpath(*file_name.replace("\\", "/").split("/"))
+        if os.path.isabs(file_name):
+            video = Path(file_name)
+        else:
+            video = videos.joinpath(*file_name.replace("\\", "/").split("/"))
         labelled.append(VideoItem(key=Path(file_name).stem, path=str(video), mos=values["overall"],
                                   split=split, dimensions=values))
 

@@ -13,6 +13,7 @@
     GET  /api/dashboard        the numbers behind the dashboard
     GET  /dashboard            the dashboard page       GET /metrics   Prometheus
     GET  /healthz              liveness + database      GET /openapi.json   the API spec
+    /api/studies..., /rate/... rating studies and the raters' page (service/studies.py)
 
 Reads are open; every write needs `Authorization: Bearer TOKEN`. Handlers are plain
 functions (FastAPI runs them in its thread pool) because the database calls block.
@@ -67,14 +68,16 @@ from .schemas import (
 )
 from .sources import check_path, check_url, display_name, safe_suffix, store_stream
 from .store import STATES, JobFilter, JobStore, NewJob, safe_url
+from .studies import STUDY_STATUS, add_study_routes
 from .worker import WorkerPool
 
 log = logging.getLogger("vqscope.service")
 
-_STATUS = {"too_large": 413, "path_not_allowed": 403}
+_STATUS = {"too_large": 413, "path_not_allowed": 403, **STUDY_STATUS}
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "rate.js": "text/javascript",
+           "rate.css": "text/css"}
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WRITE = {401: {"model": ErrorOut, "description": "missing or wrong token"}}
@@ -91,6 +94,7 @@ class Service:
     metrics: ServiceMetrics
     model: dict[str, Any]
     token: str
+    studies: Any = None  # the StudyStore, set by add_study_routes
 
 
 def load_rules_file(path: Path) -> list[AlertRule]:
@@ -169,6 +173,7 @@ def create_app(
     _add_job_routes(app, service)
     _add_alert_routes(app, service)
     _add_monitoring_routes(app, service)
+    add_study_routes(app, service, [Depends(_auth(service))], _static)
     return app
 
 

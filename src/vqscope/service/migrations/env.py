@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 
 from vqscope.service.migrations import VERSION_TABLE
 from vqscope.service.store import Base
+from vqscope.studies import store as _study_tables  # noqa: F401  (registers the study tables on Base)
 
 config = context.config
 
