@@ -5,7 +5,7 @@
                                     [--strategies chosen,random,...] [--variants unequal,balanced]
                                     [--json FILE]
 
-Runs `vqscope.studies.select.selection_experiment` on simulated pools (the design is in the
+Runs `vqscope.studies.selection_sim.selection_experiment` on simulated pools (the design is in the
 docstring of `simulate_pool`): for each variant, strategy and number of ratings, a ridge head
 is fitted on the rated videos' simulated MOS and judged on every unrated video of the pool.
 It prints, per variant, one table per metric (mean over seeds, sd after the +-), the current
@@ -30,7 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vqscope.studies.select import METRICS, STRATEGIES, VARIANTS, Experiment, selection_experiment
+from vqscope.studies.selection_sim import (
+    METRICS,
+    STRATEGIES,
+    VARIANTS,
+    Experiment,
+    selection_experiment,
+)
 
 LABELS = {
     "srocc": "SROCC with the truth on unrated videos (higher is better)",

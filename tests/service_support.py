@@ -9,8 +9,10 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -132,6 +134,39 @@ def file_server(folder: str) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# -- a real `vqscope serve` process ----------------------------------------------------------------
+def start_server(data_dir: Path, model: str, port: int, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`python -m vqscope.cli serve` on a port of 127.0.0.1 (extra flags appended); returns the
+    process (in its own session, so a kill reaches it alone) once /healthz answers."""
+    cmd = [sys.executable, "-m", "vqscope.cli", "serve", "--data-dir", str(data_dir), "--model", model,
+           "--token", TOKEN, "--port", str(port), "--torch-threads", "1", "--log-level", "warning", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        import httpx
+
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 90, 0.1, "the server to start")
+    return proc, base
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Skipped with a reason where either is missing.
 
 from __future__ import annotations
 
-import os
 import shutil
 from urllib.parse import urlparse
 
@@ -18,23 +17,8 @@ from vqscope.service import ServiceConfig, create_app
 from vqscope.service.alerts import AlertRule
 from vqscope.service.store import NewJob
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def backfill(store, hours_ago: float, score: float, grade: str, blur: float, noise: float) -> None:

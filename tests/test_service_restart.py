@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import httpx
 
-from service_support import AUTH, TOKEN, free_port, tiny_model_file, wait_until
+from service_support import AUTH, free_port, start_server, stop_server, tiny_model_file, wait_until
 from vqscope.service.store import JobStore
 
 N_PATH_JOBS = 10
 
 
-def start_server(data_dir, model, port):
-    cmd = [sys.executable, "-m", "vqscope.cli", "serve", "--data-dir", str(data_dir), "--model", model,
-           "--token", TOKEN, "--port", str(port), "--workers", "1", "--torch-threads", "1", "--lease-seconds", "1.5",
-           "--poll-seconds", "0.1", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 90, 0.1, "the server to start")
-    return proc, base
-
-
-def stop(proc, sig=signal.SIGTERM):
-    if proc.poll() is None:
-        os.kill(proc.pid, sig)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def start(data_dir, model, port):
+    return start_server(data_dir, model, port, "--workers", "1", "--lease-seconds", "1.5", "--poll-seconds", "0.1")
 
 
 def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):
@@ -53,7 +25,7 @@ def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):
     model = tiny_model_file(tmp_path)
     data = tmp_path / "data"
     port = free_port()
-    proc, base = start_server(data, model, port)
+    proc, base = start(data, model, port)
     try:
         items = [{"path": str(media / f"r{i % 3}.mp4"), "tags": [f"n{i}"]} for i in range(N_PATH_JOBS)]
         r = httpx.post(f"{base}/api/batches", json={"items": items}, headers=AUTH, timeout=30)
@@ -65,7 +37,7 @@ def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):
         ids.append(r.json()["id"])
         wait_until(lambda: httpx.get(f"{base}/api/jobs", params={"state": "running"}).json()["total"] > 0, 30, 0.01,
                    "a job to start")
-        stop(proc, signal.SIGKILL)
+        stop_server(proc, signal.SIGKILL)
         # what the dead server left behind: unfinished work, one job held under a lease
         store = JobStore(f"sqlite:///{data / 'vqscope.db'}", migrate=False)
         at_kill = {j.id: j.state for j in store.list(limit=100)[0]}
@@ -75,7 +47,7 @@ def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):
         running_at_kill = [i for i, s in at_kill.items() if s == "running"]
         assert list((data / "uploads").iterdir()) or at_kill[ids[-1]] == "done"  # the upload is on disk
 
-        proc, base = start_server(data, model, port)
+        proc, base = start(data, model, port)
 
         def all_finished():
             jobs = httpx.get(f"{base}/api/jobs", params={"limit": 100}).json()["items"]
@@ -89,4 +61,4 @@ def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):
         assert jobs[ids[-1]]["video"] == "up.mp4"
         assert list((data / "uploads").iterdir()) == []
     finally:
-        stop(proc)
+        stop_server(proc)

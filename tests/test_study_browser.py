@@ -12,7 +12,6 @@ so any key that got through would be a bug, not bad luck.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlparse
 
 import httpx
@@ -23,25 +22,10 @@ from service_support import AUTH, TOKEN, LiveServer, tiny_model_file
 from vqscope.service import ServiceConfig, create_app
 from vqscope.studies.store import RATINGS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 FPS = 24
 WAIT_MS = 20_000
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy import func, select
 
-from service_support import AUTH, TOKEN, free_port, fresh_database, postgres_server, tiny_model_file, wait_until
+from service_support import (AUTH, free_port, fresh_database, postgres_server, start_server, stop_server, tiny_model_file,
+                             wait_until)
 from vqscope.service.store import JobStore
 from vqscope.studies.store import RATERS, RATINGS, TASKS, StudyStore
 
@@ -30,34 +29,8 @@ N_RATERS = 6
 KILL_AFTER = 40  # saved answers (of about 160) before the kill
 
 
-def start_server(data_dir, model, port, db=None):
-    cmd = [sys.executable, "-m", "vqscope.cli", "serve", "--data-dir", str(data_dir), "--model", model,
-           "--token", TOKEN, "--port", str(port), "--workers", "1", "--torch-threads", "1", "--log-level", "warning"]
-    if db:
-        cmd += ["--db", db]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 90, 0.1, "the server to start")
-    return proc, base
-
-
-def stop(proc, sig=signal.SIGTERM):
-    if proc.poll() is None:
-        os.kill(proc.pid, sig)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+def start(data_dir, model, port, db=None):
+    return start_server(data_dir, model, port, "--workers", "1", *(["--db", db] if db else []))
 
 
 def score_for(rater: int, position: int) -> int:
@@ -133,7 +106,7 @@ def kill_during_study(tmp_path, video_factory, db: str | None) -> None:
     data = tmp_path / "data"
     url = db or f"sqlite:///{data / 'vqscope.db'}"
     port = free_port()
-    proc, base = start_server(data, model, port, db)
+    proc, base = start(data, model, port, db)
     try:
         r = httpx.post(f"{base}/api/studies", headers=AUTH, timeout=60, json={
             "name": "kill -9", "paths": [str(media / f"v{i:02d}.mp4") for i in range(N_VIDEOS)],
@@ -150,7 +123,7 @@ def kill_during_study(tmp_path, video_factory, db: str | None) -> None:
         for t in threads:
             t.start()
         wait_until(lambda: sum(len(c.saved) for c in clients) >= KILL_AFTER, 60, 0.001, "answers to come in")
-        stop(proc, signal.SIGKILL)
+        stop_server(proc, signal.SIGKILL)
         for t in threads:
             t.join(30)
         assert not any(t.is_alive() for t in threads)
@@ -173,7 +146,7 @@ def kill_during_study(tmp_path, video_factory, db: str | None) -> None:
             assert mine == list(range(len(mine)))
 
         # start again on the same database: every rater goes on at their first unanswered task
-        proc, base = start_server(data, model, port, db)
+        proc, base = start(data, model, port, db)
         for c in clients:
             state = httpx.get(f"{base}/api/rate/{c.token}", timeout=10).json()
             done = sum(1 for (rater, _) in held if rater == ids[c.number])
@@ -196,7 +169,7 @@ def kill_during_study(tmp_path, video_factory, db: str | None) -> None:
         assert all(s["done"] == total for s in httpx.get(f"{base}/api/studies/{study_id}", headers=AUTH,
                                                             timeout=10).json()["rater_list"])
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 def test_kill_9_loses_no_rating_sqlite(tmp_path, video_factory):

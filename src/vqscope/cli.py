@@ -728,16 +728,10 @@ def _cmd_train_from_study(args: argparse.Namespace) -> int:
 def _cmd_train_from_ratings(args: argparse.Namespace) -> int:
     """`train --ratings CSV --videos DIR`: ratings from elsewhere, screened like a study's."""
     from .data.datasets import load_dataset
-    from .studies.exchange import ratings_dataset, read_ratings_csv
+    from .studies.exchange import ratings_dataset, read_ratings_file
 
     _check_rated_args(args)
-    try:
-        with open(args.ratings, encoding="utf-8-sig", newline="") as fh:
-            rows = read_ratings_csv(fh, args.ratings)
-    except FileNotFoundError:
-        raise ConfigError(f"{args.ratings}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{args.ratings}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    rows = read_ratings_file(args.ratings)
     path, source = ratings_dataset(rows, args.videos, Path(args.out).with_suffix(".mos.csv"), Path(args.ratings).stem)
     _log(f"{args.ratings}: {source['videos']} videos, {source['raters']} raters -> {path}")
     return _train_on_ratings(args, load_dataset(f"csv:{path}"), {**source, "dataset": f"csv:{path}"})

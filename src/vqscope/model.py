@@ -104,16 +104,7 @@ class Model:
         Model files are immutable once published, so recalibrating makes a new model; giving
         it a new version (or name) keeps `name@version` pointing at one scale only.
         """
-        info = ModelInfo(
-            name=name or self.info.name,
-            version=self.info.version if version is None else int(version),
-            description=self.info.description,
-            training=dict(self.info.training),
-            card=dict(self.info.card),
-        )
-        model = Model(info, self.features, self.network, calibration)
-        model._extractor = self._extractor  # backbones already built are reused
-        return model
+        return self._successor(calibration, None, version, name)
 
     def with_grades(
         self, scale: GradeScale, *, version: int | None = None, name: str | None = None
@@ -128,6 +119,11 @@ class Model:
         if scale.basis == "scaled" and self.calibration is None:
             raise ValueError(f"{self.id} has no percentile table, so it cannot grade on the scaled score")
         calibration = replace(self.calibration, grades=scale) if self.calibration is not None else None
+        return self._successor(calibration, scale, version, name)
+
+    def _successor(self, calibration: Calibration | None, grades: GradeScale | None, version: int | None,
+                   name: str | None) -> "Model":
+        """This network under another scale, as a new model (same name and version unless given)."""
         info = ModelInfo(
             name=name or self.info.name,
             version=self.info.version if version is None else int(version),
@@ -135,7 +131,7 @@ class Model:
             training=dict(self.info.training),
             card=dict(self.info.card),
         )
-        model = Model(info, self.features, self.network, calibration, scale)
+        model = Model(info, self.features, self.network, calibration, grades)
         model._extractor = self._extractor  # backbones already built are reused
         return model
 

@@ -316,17 +316,11 @@ def _export(args, config, jobs, studies) -> int:
 
 
 def _import(args, config, jobs, studies) -> int:
-    from .exchange import read_ratings_csv
+    from .exchange import read_ratings_file
 
     if (args.study is None) == (args.new is None):
         raise ConfigError("give a study id to import into, or --new NAME for a new study")
-    try:
-        with open(args.ratings, encoding="utf-8-sig", newline="") as fh:
-            rows = read_ratings_csv(fh, args.ratings)
-    except FileNotFoundError:
-        raise ConfigError(f"{args.ratings}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{args.ratings}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    rows = read_ratings_file(args.ratings)
     study_id = args.study
     if args.new is not None:
         study_id = _study_for_import(args, studies, rows).id

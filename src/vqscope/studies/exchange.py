@@ -137,6 +137,19 @@ def _ratings_csv(store: StudyStore, study_id: str) -> str:
     return buffer.getvalue()
 
 
+def read_ratings_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """`read_ratings_csv` of a file; a missing or unreadable file is a usage error (exit 2)."""
+    from ..errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return read_ratings_csv(fh, str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+
+
 def read_ratings_csv(stream: TextIO, name: str = "ratings.csv") -> list[dict[str, Any]]:
     """Rows {rater, item, score, dimensions, tags, kind} of a ratings CSV (see the module
     docstring for the columns). Raises BadRatingError naming the file and line at fault."""

@@ -27,14 +27,15 @@ pool of thousands needs no feature re-extraction.
 `simulate_pool`, how much a
 head fitted on chosen ratings gains over one fitted on random ratings (bench/study_selection.py
 prints the learning curves). What it found, 20 pools of 3,000 videos, a ridge head on 32
-features plus the score: choosing does not buy pool-wide ranking. 150 chosen ratings rank
-the unrated videos as well as about 160 random ones (SROCC 0.877 against 0.876 at 150) where a
-few kinds of content dominate, about 190 where kinds are balanced; the gain is larger at 50
-(+0.03 SROCC, unequal pool) and turns into a small loss by 1,000 (-0.006), where a spread-out
-set is less like the pool than a random one. What choosing buys is coverage: on the kind of content the
-head gets most wrong, 150 chosen ratings are as good as about 480 random ones (RMSE 0.41
-against 0.47 on 1-5), and on the 10% best and worst videos as good as about 260. The hope
-that 100-200 chosen ratings rank a pool like 1,000 random ones did not come true.
+features plus the score: choosing does not buy pool-wide ranking. 150 chosen ratings rank the
+unrated videos as well as about 150 random ones (SROCC 0.878 against 0.879) where a few kinds
+of content dominate, about 160 where kinds are balanced; the gain is small at 50 (+0.015 SROCC,
+within the spread between pools) and turns into a small loss by 1,000 (-0.004), where a
+spread-out set is less like the pool than a random one. What choosing buys is coverage: on the
+kind of content the head gets most wrong, 150 chosen ratings are as good as about 500 random
+ones (RMSE 0.40 against 0.44 on 1-5) where kinds are unequal. On the 10% best and worst videos
+it gains nothing after 50 ratings. The hope that 100-200 chosen ratings rank a pool like 1,000
+random ones did not come true.
 """
 
 from __future__ import annotations
@@ -287,9 +288,8 @@ def choose_items(
     (stratification then only removes the bad luck of a random sample), and the feature-space
     step below already reaches the extremes and rare content. Use "width" when the study is
     for setting grade thresholds (thresholds.py), where the ends of the scale matter as much
-    as the middle: with k-centre it cut the error on the 10% best and worst videos by a
-    further 0.01-0.02 (1-5 scale) at 50-100 ratings, and cost 0.01-0.03 SROCC there (0.03 at
-    1,000).
+    as the middle; measured, it did not lower the error on the 10% best and worst videos more
+    than quantile bands did (-0.012 at 100 ratings, +0.006 at 50), and cost 0.01-0.02 SROCC.
 
     Feature space: inside the band quotas, greedy k-centre (farthest-first traversal) on the
     standardised embeddings (each column to pool mean 0 and sd 1, so the score and a probability
