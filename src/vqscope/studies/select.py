@@ -79,7 +79,7 @@ def _number(value: Any, what: str) -> float:
 
 
 def embedding_from_result(result: Mapping[str, Any] | Any) -> np.ndarray:
-    """A video's place in the model's feature space, from its result (README "The result").
+    """A video's place in the model's feature space, from its result (docs/usage.md, "The result").
 
     The vector (EMBEDDING_FIELDS order, 19 values, all on 0-1): score / 100, the six dimension
     scores / 100 (DIMENSIONS order) and the twelve distortion probabilities (DISTORTION_TYPES
