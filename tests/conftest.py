@@ -36,6 +36,19 @@ def textured_frames(n: int, height: int, width: int, speed: int = 3, seed: int =
     return [np.ascontiguousarray(base[:, i * speed : i * speed + width]) for i in range(n)]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_result_cache(tmp_path_factory):
+    """`ask`, `describe` and `score` reuse results from a cache in the user's folder: the suite
+    keeps its own, so no test reads what an earlier run (or the user) left there."""
+    saved = os.environ.get("VQSCOPE_RESULT_CACHE")
+    os.environ["VQSCOPE_RESULT_CACHE"] = str(tmp_path_factory.mktemp("result-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("VQSCOPE_RESULT_CACHE", None)
+    else:
+        os.environ["VQSCOPE_RESULT_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def video_factory(tmp_path_factory):
     """make(name, n=..., height=..., width=..., fps=..., **write_video options) -> path."""

@@ -10,8 +10,7 @@ from fine_results import fine_model, fine_result, overall_only_result
 from test_model import tiny_model
 from vqscope.ask import answer, ask, parse_question
 from vqscope.cli import main
-from vqscope.errors import ConfigError
-from vqscope.errors import NotPredictedError
+from vqscope.errors import ConfigError, NotPredictedError, UnanswerableQuestionError
 
 
 @pytest.mark.parametrize("question, types", [
@@ -51,7 +50,6 @@ def test_yes_no_synonyms(question, types):
     ("how is the color?", "dimension", "color"),
     ("How good is the noise?", "dimension", "noise"),
     ("how is the motion blur?", "dimension", "blur"),  # "motion blur" is not read as "motion"
-    ("is the motion smooth?", "dimension", "temporal"),
     ("what is the blur score?", "dimension", "blur"),
     ("how good is it?", "dimension", "overall"),
 ])
@@ -148,3 +146,146 @@ def test_ask_command_with_a_single_head_model_file(capsys, tmp_path, video_facto
     assert main(["ask", video, "how is the overall quality?", "--model", str(path), "--json", "--no-progress"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["dimension"] == "overall" and d["text"].startswith("Overall quality is ")
+
+
+# -- yes or no, always with a probability; synonyms; refusals -----------------------------------
+@pytest.mark.parametrize("question, types, absence", [
+    ("is it sharp?", ("defocus_blur", "motion_blur"), True),
+    ("is it in focus?", ("defocus_blur", "motion_blur"), True),
+    ("is the picture crisp?", ("defocus_blur", "motion_blur"), True),
+    ("is it not sharp?", ("defocus_blur",), False),  # "not sharp" is read whole, not as "sharp"
+    ("is it out of focus?", ("defocus_blur",), False),
+    ("is the lighting ok?", ("overexposure", "underexposure"), True),
+    ("is the brightness right?", ("overexposure", "underexposure"), True),
+    ("is there enough light?", ("overexposure", "underexposure"), True),
+    ("is the lighting bad?", ("overexposure", "underexposure"), False),
+    ("is it steady?", ("jitter",), True),
+    ("is the motion smooth?", ("stutter", "jitter"), True),
+    ("is the noise ok?", ("noise",), True),
+    ("is it grainy?", ("noise",), False),
+    ("is it blocky?", ("compression",), False),
+    ("is it pixelated?", ("mosaic",), False),
+    ("is the white balance off?", ("color_cast",), False),
+    ("is the colour ok?", ("overexposure", "underexposure", "color_cast"), True),
+])
+def test_yes_no_questions_name_types_and_polarity(question, types, absence):
+    q = parse_question(question)
+    assert (q.kind, q.types, q.absence) == ("yes_no", types, absence)
+
+
+def test_is_it_good_is_about_every_type_and_reports_the_overall_score():
+    q = parse_question("is it good?")
+    assert (q.kind, q.absence, q.dimension, len(q.types)) == ("yes_no", True, "overall", 12)
+    d = ask(fine_result(), "is it good?").to_dict()
+    assert (d["answer"], d["distortion"], d["probability"]) == ("no", "motion_blur", 0.86)
+    assert d["dimension"] == "overall" and d["text"].endswith("The overall quality score is 44/100 (fair).")
+
+
+@pytest.mark.parametrize("question, answer_, p", [
+    ("is it sharp?", "no", 0.86),  # motion blur p=0.86 in the fine result
+    ("is it blurry?", "no", 0.2),  # "blurry" names defocus blur only
+    ("is the lighting ok?", "yes", 0.05),
+    ("is it steady?", "yes", 0.05),
+    ("is the noise ok?", "yes", 0.3),
+    ("is the colour ok?", "yes", 0.05),
+])
+def test_every_yes_no_question_is_answered_yes_or_no_with_its_probability(question, answer_, p):
+    a = ask(fine_result(), question)
+    d = a.to_dict()
+    assert d["kind"] == "yes_no" and d["answer"] == answer_ and d["probability"] == pytest.approx(p, abs=1e-3)
+    assert a.text.startswith("Yes: " if answer_ == "yes" else "No: ") and "p=" in a.text
+
+
+def test_absence_answers_read_the_other_way():
+    no = ask(fine_result(), "is it sharp?")
+    assert no.text.startswith("No: motion blur is likely (p=0.86, threshold 0.50), mostly at 2.0-5.0 s.")
+    yes = ask(fine_result(), "is the lighting ok?")
+    assert yes.text.startswith("Yes: no overexposure or underexposure is likely; the most likely is")
+    assert yes.to_dict()["asks_absence"] is True
+
+
+@pytest.mark.parametrize("question, reason", [
+    ("is the audio ok?", "does not analyse sound"),
+    ("is the sound in sync?", "does not analyse sound"),
+    ("is the music too loud?", "does not analyse sound"),
+    ("is it funny?", "not what the video shows"),
+    ("what is it about?", "not what the video shows"),
+    ("is it boring?", "not what the video shows"),
+])
+def test_questions_about_sound_or_content_are_refused_with_a_reason(question, reason):
+    with pytest.raises(UnanswerableQuestionError, match=reason) as caught:
+        parse_question(question)
+    assert caught.value.exit_code == 2 and caught.value.kind == "unanswerable"
+
+
+def test_a_yes_no_question_needs_a_distortion_head():
+    with pytest.raises(NotPredictedError, match="does not predict distortions"):
+        ask(overall_only_result(), "is it good?")
+
+
+def test_ask_command_refuses_audio_before_scoring(capsys, monkeypatch, video_factory):
+    model = tiny_model()
+    monkeypatch.setattr("vqscope.zoo.load_model", lambda name=None: pytest.fail("loaded a model anyway"))
+    monkeypatch.setattr(model, "score", lambda *a, **k: pytest.fail("scored anyway"))
+    assert main(["ask", video_factory("three_s.mp4", n=72, fps=24), "is the audio ok?"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vqscope: error: cannot answer 'is the audio ok?'") and err.count("\n") == 1
+
+
+# -- one scoring for ask, describe and score of the same file -------------------------------------
+@pytest.fixture
+def result_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    monkeypatch.setenv("VQSCOPE_RESULT_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def score_calls(monkeypatch):
+    from vqscope.model import Model
+
+    calls: list[str] = []
+    real = Model.score
+
+    def counting(self, path, *args, **kwargs):
+        calls.append(str(path))
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "score", counting)
+    return calls
+
+
+def test_a_second_question_does_not_score_again(capsys, tmp_path, video_factory, result_cache, score_calls):
+    model_file = tiny_model().save(tmp_path / "tiny-1.safetensors")
+    video = video_factory("three_s.mp4", n=72, fps=24)
+    base = ["--model", str(model_file), "--no-progress"]
+    assert main(["ask", video, "how is the overall quality?", *base, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(score_calls) == 1 and list(result_cache.rglob("*.json"))
+    assert main(["ask", video, "how good is it?", *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == first["score"]
+    assert main(["describe", video, *base]) == 0
+    capsys.readouterr()
+    assert main(["score", video, *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == pytest.approx(first["score"], abs=0.01)
+    assert len(score_calls) == 1  # ask, ask, describe, score: one scoring
+    assert main(["ask", video, "how good is it?", *base, "--no-cache"]) == 0
+    assert main(["ask", video, "how good is it?", *base, "--clip-seconds", "0.5"]) == 0  # other options
+    assert len(score_calls) == 3
+
+
+def test_the_cache_follows_content_not_names(capsys, tmp_path, video_factory, result_cache, score_calls):
+    import shutil
+
+    model_file = tiny_model().save(tmp_path / "tiny-1.safetensors")
+    video = video_factory("three_s.mp4", n=72, fps=24)
+    copy = tmp_path / "renamed.mp4"
+    shutil.copy(video, copy)
+    assert main(["ask", video, "how good is it?", "--model", str(model_file), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["ask", str(copy), "how good is it?", "--model", str(model_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["video"] == str(copy)  # reported under the name asked about
+    assert len(score_calls) == 1
+    other = tiny_model(seed=1).save(tmp_path / "tiny-2.safetensors")  # another model file: scored
+    assert main(["ask", video, "how good is it?", "--model", str(other)]) == 0
+    assert len(score_calls) == 2

@@ -40,7 +40,8 @@ def test_dashboard_charts_show_the_jobs(browser, tmp_path, video_factory):
     media.mkdir()
     for i in range(3):
         shutil.copy(video_factory(f"d{i}.mp4", n=48 + 12 * i, seed=10 + i, speed=1 + 2 * i), media / f"d{i}.mp4")
-    config = ServiceConfig(data_dir=tmp_path / "data", model=tiny_model_file(tmp_path), token=TOKEN, poll_s=0.05)
+    config = ServiceConfig(data_dir=tmp_path / "data", model=tiny_model_file(tmp_path), token=TOKEN, poll_s=0.05,
+                           path_roots=(media,))
     app = create_app(config)
     store = app.state.service.store
     # earlier results, one per 30-minute bucket of the 24 h view so the lines join up; written

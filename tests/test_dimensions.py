@@ -97,7 +97,7 @@ def service(tmp_path_factory):
     video = root / "v.mp4"
     video.write_bytes(b"\0" * 16)  # submission checks the path exists; nothing is decoded
     config = ServiceConfig(data_dir=root / "data", model=str(fine_model().save(root / "fine.safetensors")),
-                           token=TOKEN, workers=1)
+                           token=TOKEN, workers=1, path_roots=(root,))
     with TestClient(create_app(config, background=False)) as client:
         yield client, str(video)
 
@@ -154,7 +154,8 @@ def test_service_ask(service):
 def test_a_single_head_service_refuses_dimensions_it_lacks(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"\0" * 16)
-    config = ServiceConfig(data_dir=tmp_path / "data", model=tiny_model_file(tmp_path), token=TOKEN, workers=1)
+    config = ServiceConfig(data_dir=tmp_path / "data", model=tiny_model_file(tmp_path), token=TOKEN, workers=1,
+                           path_roots=(tmp_path,))
     with TestClient(create_app(config, background=False)) as client:
         r = client.post("/api/jobs", json={"path": str(video), "dimensions": "blur"}, headers=AUTH)
         assert r.status_code == 422 and r.json()["error"] == "not_predicted"

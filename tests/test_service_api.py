@@ -22,10 +22,11 @@ def media(tmp_path_factory, video_factory):
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
+def config(tmp_path_factory, media):
     root = tmp_path_factory.mktemp("service")
+    # paths only from the media folder, and fetches from the local file server and webhook receiver
     return ServiceConfig(data_dir=root / "data", model=tiny_model_file(root), token=TOKEN, workers=2, poll_s=0.05,
-                         lease_s=5, max_upload_bytes=400_000)
+                         lease_s=5, max_upload_bytes=400_000, path_roots=(media,), allow_fetch=("127.0.0.1/32",))
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +147,8 @@ def test_batch_and_bounded_concurrency(client, media):
                        30, what="the batch")
     assert [j["video"] for j in final["jobs"]] == [i["path"] for i in items]
     assert client.app.state.service.pool.peak_in_flight <= 2  # --workers 2
-    bad = client.post("/api/batches", json={"items": [{"path": str(media / "v0.mp4")}, {"path": "/nope.mp4"}]},
-                      headers=AUTH)
+    items = [{"path": str(media / "v0.mp4")}, {"path": str(media / "nope.mp4")}]
+    bad = client.post("/api/batches", json={"items": items}, headers=AUTH)
     assert bad.status_code == 422  # all or nothing
     assert client.get("/api/batches/unknown").status_code == 404
 
@@ -233,6 +234,16 @@ def test_serve_migrate_only(tmp_path, capsys):
     from vqscope.cli import main
 
     assert main(["serve", "--data-dir", str(tmp_path / "d"), "--migrate-only"]) == 0
-    assert "schema revision 0002" in capsys.readouterr().err
+    assert "schema revision 0003" in capsys.readouterr().err
     assert (tmp_path / "d" / "vqscope.db").is_file()
     assert main(["serve", "--db", "nosuchdb://x", "--data-dir", str(tmp_path / "d"), "--migrate-only"]) == 2
+
+
+def test_a_stored_rule_that_todays_checks_refuse_is_listed_with_its_problem(client):
+    store = client.app.state.service.store
+    store.put_rule("legacy", {"name": "legacy", "metric": "failure_rate", "threshold": 0.5, "webhook": "http://"})
+    rules = client.get("/api/alert-rules", headers=AUTH)
+    assert rules.status_code == 200
+    legacy = next(r for r in rules.json() if r["rule"]["name"] == "legacy")
+    assert legacy["webhook_set"] and legacy["rule"]["webhook"] is None and "PUT the rule again" in legacy["problem"]
+    store.delete_rule("legacy")

@@ -14,7 +14,8 @@ N_PATH_JOBS = 10
 
 
 def start(data_dir, model, port):
-    return start_server(data_dir, model, port, "--workers", "1", "--lease-seconds", "1.5", "--poll-seconds", "0.1")
+    return start_server(data_dir, model, port, "--workers", "1", "--lease-seconds", "1.5", "--poll-seconds", "0.1",
+                        "--any-path")
 
 
 def test_kill_9_and_restart_loses_no_job(tmp_path, video_factory):

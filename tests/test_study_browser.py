@@ -32,7 +32,8 @@ WAIT_MS = 20_000
 def service(tmp_path_factory):
     """One live service for the module's studies (each test makes its own study)."""
     folder = tmp_path_factory.mktemp("rate-service")
-    app = create_app(ServiceConfig(data_dir=folder / "data", model=tiny_model_file(folder), token=TOKEN))
+    app = create_app(ServiceConfig(data_dir=folder / "data", model=tiny_model_file(folder), token=TOKEN,
+                                   path_roots=None))  # studies of files wherever video_factory made them
     with LiveServer(app) as server:
         yield server.url, app.state.service.studies
 

@@ -139,7 +139,7 @@ def test_upgrading_a_0001_database_keeps_its_jobs(tmp_path):
     job = old.submit([NewJob("path", "/v.mp4", "v.mp4")])[0]
     old.close()
     upgraded = JobStore(url)
-    assert current(upgraded.engine) == "0002" and upgraded.get(job.id).video == "v.mp4"
+    assert current(upgraded.engine) == "0003" and upgraded.get(job.id).video == "v.mp4"
     assert StudyStore(upgraded.engine).list() == []
     upgraded.close()
     engine.dispose()

@@ -30,7 +30,7 @@ KILL_AFTER = 40  # saved answers (of about 160) before the kill
 
 
 def start(data_dir, model, port, db=None):
-    return start_server(data_dir, model, port, "--workers", "1", *(["--db", db] if db else []))
+    return start_server(data_dir, model, port, "--workers", "1", "--any-path", *(["--db", db] if db else []))
 
 
 def score_for(rater: int, position: int) -> int:

@@ -10,6 +10,10 @@ fingerprint and size, so a scaled score can always be traced to the set it is re
 Grades follow the five-level ACR scale (ITU-T P.910) over the 0-100 score in equal bands by
 default; the thresholds and labels are configurable, and a scale can be read on the scaled
 score instead (`basis="scaled"`), so that grades, like scaled scores, survive model updates.
+
+Dimension grades (color, noise, artifact, blur, temporal) have their own scale where the model
+says what its dimension scores mean (`dimension_scales`), and a grade is capped where the same
+result names one of the dimension's distortion types as likely (`grade_dimension`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .taxonomy import DIMENSIONS
 
 GRADES = ("bad", "poor", "fair", "good", "excellent")
 
@@ -159,3 +165,103 @@ def fingerprint(items: Iterable[str]) -> str:
         digest.update(item.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+# -- dimension grades ---------------------------------------------------------------------------
+#: Where each grade ends on the designed damage range of the synthetic training targets, as a
+#: share of that range (0: undamaged, 1: the worst trained level), from bad up to excellent:
+#: the midpoints between "undamaged" and the four trained levels (at 1/4, 2/4, 3/4 and 4/4).
+_DAMAGE_BAND_EDGES = (7 / 8, 5 / 8, 3 / 8, 1 / 8)
+
+
+def designed_damage_scale() -> GradeScale:
+    """Grades of a dimension score built on the synthetic training target, read as damage.
+
+    Models trained by `vqscope synth` learn, per dimension, 100 * prod(1 - quality_loss(level))
+    (data/distortions.py): one loss table for every type, its four levels leaving 87, 70, 50
+    and 30, the mildest "meant to be barely visible". A dimension score there says how much
+    damage of the dimension the model expects, so its grade can say the same: excellent when
+    less than half of the mildest level's loss is expected, good about the mildest level, fair,
+    poor and bad about the next three (thresholds 40.4, 60.2, 78.4, 94.2; the ACR meanings
+    "imperceptible", "perceptible but not annoying", "slightly annoying", ... in that order).
+
+    Why not the 20-point bands of the overall score: "excellent" from 80 took in the mildest
+    level and most of the next, so a dimension that had lost as much as a whole trained level
+    of flicker read "excellent" (24 of 25 dimension grades over five real clips, issue 19).
+    Why not a percentile scale per dimension on the calibration set: that corpus is not in the
+    model file and takes hours to rebuild; and in it most videos leave any one dimension
+    untouched and score within a point of 100, so a "top fifth" would split undamaged videos by
+    the model's scatter, and "excellent" would mean a different damage in each dimension while
+    the targets were built so that level k hurts alike in all of them.
+    """
+    # The one definition of the loss table (lazily: it imports torch).
+    from .data.distortions import quality_loss
+
+    levels = 4  # any count gives the same curve: the loss depends on (level + 1) / levels only
+    return GradeScale(tuple(round(100.0 * (1.0 - quality_loss(edge * levels - 1, levels)), 2)
+                            for edge in _DAMAGE_BAND_EDGES))
+
+
+def trained_on_designed_damage(training: Mapping[str, Any]) -> bool:
+    """Whether a model's training record says its dimension targets are the designed damage
+    scale (`vqscope synth`'s `quality_loss` table): the shipped vqscope-lite@2, @6 and @7 say so;
+    models fitted to human ratings, whose dimension scores mean an opinion, do not."""
+    corpus = training.get("corpus")
+    return (isinstance(corpus, Mapping) and bool(corpus.get("distortions"))
+            and "quality_loss" in str(training.get("target", "")))
+
+
+def dimension_scales(training: Mapping[str, Any], heads: Iterable[str]) -> dict[str, GradeScale]:
+    """The grade scale of each taxonomy dimension the model scores, from its training record.
+
+    Computed when a model is loaded from what its file already holds (published model files
+    are immutable); empty where the record says nothing of what the dimension scores mean, and
+    those dimensions are then graded on the model's overall scale, as before.
+    """
+    if not trained_on_designed_damage(training):
+        return {}
+    scale = designed_damage_scale()
+    return {h: scale for h in heads if h in DIMENSIONS and h != "overall"}
+
+
+
+@dataclass(frozen=True)
+class DimensionGrade:
+    """A dimension's grade, the grade its score alone reads, and the likely types that capped it."""
+
+    grade: str
+    by_score: str
+    capped_by: tuple[str, ...] = ()
+
+    @property
+    def capped(self) -> bool:
+        return self.grade != self.by_score
+
+
+def likely_cap(labels: Sequence[str]) -> str:
+    """The highest grade a dimension keeps while one of its types is likely: the middle of the
+    scale ("fair" of the five ACR grades)."""
+    return labels[(len(labels) - 1) // 2]
+
+
+def grade_dimension(score: float, scale: GradeScale, likely: Sequence[str] = ()) -> DimensionGrade:
+    """Grade a dimension score, capped at the middle grade while `likely` (the dimension's types
+    that the same result calls likely, p >= 0.5) is not empty.
+
+    Why a cap: a result that names a distortion as more likely present than not cannot also
+    call its dimension "good" or "excellent" (the grades that alerts and recommendation
+    weighting read as nothing to act on). The score does not do it alone: a composed dimension
+    is an expectation over whether the type is there, 100 * (1 - loss * p), so flicker with
+    p = 0.97 and a small loss, or defocus blur with p = 0.62, still scores 81 or 85. The score is
+    kept as the model gives it; the text says why the grade is lower than the score reads.
+    """
+    return cap_grade(scale.grade(score), scale.labels, likely)
+
+
+def cap_grade(by_score: str, labels: Sequence[str], likely: Sequence[str] = ()) -> DimensionGrade:
+    """`by_score` (one of `labels`, worst first) capped at the middle grade while `likely` is not
+    empty (see `grade_dimension`)."""
+    cap = likely_cap(labels)
+    if likely and labels.index(by_score) > labels.index(cap):
+        return DimensionGrade(cap, by_score, tuple(likely))
+    return DimensionGrade(by_score, by_score)

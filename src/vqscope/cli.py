@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_SOME_FAILED, ConfigError, VQScopeError
+from .sampling import check_clip_options
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +60,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", choices=("auto", "pyav", "torchcodec", "nvdec"), default="auto",
                    help="auto (default): torchcodec on the GPU's NVDEC where a CUDA GPU and torchcodec are "
                         "present, else PyAV; nvdec: torchcodec on CUDA or an error")
+    p.add_argument("--no-cache", action="store_true",
+                   help="score again even where this file was scored with this model and these options before "
+                        "(one file without --out: results are kept in $VQSCOPE_RESULT_CACHE or ~/.cache/vqscope/results)")
     p.set_defaults(func=_cmd_score)
 
 
@@ -101,8 +105,10 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", default=None, metavar="TOML", help="take the feature settings of a training config")
     source.add_argument("--model", "-m", default=None, help="take the feature settings of a model (name or file)")
-    p.add_argument("--spatial", nargs="*", default=None, metavar="NAME", help="spatial backbones (default: the shipped model's)")
-    p.add_argument("--temporal", nargs="*", default=None, metavar="NAME", help="temporal backbones")
+    p.add_argument("--spatial", nargs="*", default=None, metavar="NAME",
+                   help="spatial backbones (default: the default model's, as `vqscope models` marks it)")
+    p.add_argument("--temporal", nargs="*", default=None, metavar="NAME",
+                   help="temporal backbones (default: the default model's)")
     p.add_argument("--weights", action="append", default=[], metavar="BACKBONE=WEIGHTS",
                    help="weights name, file or URL of one backbone (repeatable)")
     p.add_argument("--max-clips", type=int, default=None, help="at most this many clips per video")
@@ -186,7 +192,8 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
                    help="video files, folders, list files (.txt: one path a line) or dataset specs (ADAPTER:PATH)")
     p.add_argument("--out", "-o", required=True, metavar="FILE", help="the calibrated model file to write")
     p.add_argument("--name", default=None, help="the benchmark set's name recorded in the model (default: the arguments)")
-    p.add_argument("--version", type=int, default=None, help="version of the new model (default: unchanged)")
+    p.add_argument("--version", type=int, default=None,
+                   help="version of the new model (default: unchanged); an id a shipped model has is refused")
     p.add_argument("--grade-thresholds", default=None, metavar="T1,T2,...",
                    help="lower bounds of each grade above the lowest (default: the model's, 20,40,60,80)")
     p.add_argument("--grade-labels", default=None, metavar="L0,L1,...",
@@ -215,19 +222,54 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="database URL, e.g. postgresql://user:pass@host/db (default: $VQSCOPE_DATABASE_URL, "
                         "else SQLite in the data folder)")
     p.add_argument("--model", "-m", default=None, help="shipped model name[@version] or a model file")
-    p.add_argument("--token", default=None, help="write token (default: $VQSCOPE_TOKEN, else DATA_DIR/token)")
+    p.add_argument("--token", default=None,
+                   help="admin token: every write and read (default: $VQSCOPE_TOKEN, else DATA_DIR/token)")
+    p.add_argument("--submit-token", default=None, metavar="TOKEN",
+                   help="a token that submits jobs and batches and reads, but changes no alert rule or study "
+                        "(default: $VQSCOPE_SUBMIT_TOKEN)")
+    p.add_argument("--read-token", default=None, metavar="TOKEN",
+                   help="a token that reads jobs, results, the dashboard and /metrics; reads then need a token "
+                        "(default: $VQSCOPE_READ_TOKEN)")
+    reads = p.add_mutually_exclusive_group()
+    reads.add_argument("--open-reads", action="store_true",
+                       help="reads need no token, even when listening on a non-loopback address")
+    reads.add_argument("--private-reads", action="store_true",
+                       help="reads need a token (read, submit or admin) even on 127.0.0.1 (default: private "
+                            "when --host is not a loopback address, else open)")
+    p.add_argument("--max-json-mb", type=float, default=8,
+                   help="size limit of bulk JSON bodies (batches, studies; default 8); other JSON bodies 64 KB")
+    p.add_argument("--max-waits", type=int, default=256, metavar="N",
+                   help="requests waiting for a job (GET /api/jobs/ID?wait=) at once (default 256; beyond: 429)")
+    p.add_argument("--max-waits-per-client", type=int, default=32, metavar="N",
+                   help="... of them from one client address (default 32; behind a proxy set it to --max-waits)")
     p.add_argument("--workers", type=int, default=1, help="videos scored at once (default 1)")
     p.add_argument("--torch-threads", type=int, default=None, metavar="N", help="PyTorch threads of this process")
     p.add_argument("--max-upload-mb", type=float, default=512, help="upload and download size limit (default 512)")
     p.add_argument("--max-clips", type=int, default=None, help="default clip limit per video")
     p.add_argument("--clip-seconds", type=float, default=None, help="default clip length in seconds")
     p.add_argument("--path-root", action="append", default=[], metavar="DIR",
-                   help="only accept server paths under DIR (repeatable; default: any path the server can read)")
+                   help="accept server paths under DIR (repeatable); without it (or --any-path) jobs by server "
+                        "path are refused and only uploads and URLs are scored")
+    p.add_argument("--any-path", action="store_true",
+                   help="accept any server path the server's user can read (UNSAFE: whoever has the token can have "
+                        "the server read its files)")
     p.add_argument("--no-urls", action="store_true", help="refuse URL submissions")
+    p.add_argument("--allow-fetch", action="append", default=[], metavar="NET|HOST",
+                   help="let URL jobs and webhooks reach this network (CIDR, e.g. 10.0.0.0/8, 127.0.0.1/32) or host "
+                        "(files.internal, *.corp.example) although it is not public (repeatable; default: public "
+                        "addresses only)")
+    p.add_argument("--fetch-timeout", type=float, default=300, metavar="SECONDS",
+                   help="time limit of a whole URL download, redirects included (default 300)")
     p.add_argument("--keep-inputs", action="store_true", help="keep uploaded files after their job finished")
     p.add_argument("--lease-seconds", type=float, default=30, help="a dead worker's job is taken over after this")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often idle workers look for jobs")
     p.add_argument("--max-attempts", type=int, default=3, help="a job that kills its worker this often is failed")
+    p.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit per job, download included; a job past it is stopped and fails "
+                        "timed_out (default: from the video's duration, max(60 s, 10 x duration), at most 1 h, "
+                        "plus the --fetch-timeout for a URL)")
+    p.add_argument("--idempotency-hours", type=float, default=24, metavar="H",
+                   help="how long a submission's Idempotency-Key is remembered (default 24; 0: forever)")
     p.add_argument("--alert-rules", default=None, metavar="FILE", help="JSON list of alert rules to load at start")
     p.add_argument("--alert-interval", type=float, default=30, help="seconds between alert evaluations")
     p.add_argument("--webhook", default=None, metavar="URL", help="webhook for alert rules that name none")
@@ -334,12 +376,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to another runtime",
-                       description="Write a model's learned backbones and heads as ONNX files (dynamic batch) "
-                                   "with a manifest (`vqscope score --onnx-dir DIR`), or build FP16 TensorRT "
-                                   "engines from them on this GPU (`vqscope score --trt-dir DIR`).")
+                       description="Write a model's learned backbones, its heads and those statistics backbones "
+                                   "ONNX can express (checked against PyTorch) as ONNX files with a manifest "
+                                   "(`vqscope score --onnx-dir DIR`), or build FP16 TensorRT engines from them on "
+                                   "this GPU (`vqscope score --trt-dir DIR`). Backbones that cannot be exported "
+                                   "run in PyTorch: the export says so, and is then not a standalone model.")
     p.add_argument("format", choices=("onnx", "tensorrt"))
     p.add_argument("model", nargs="?", default=None, help="shipped model name[@version] or a model file (default: vqscope-lite)")
     p.add_argument("--out", "-o", required=True, metavar="DIR")
+    p.add_argument("--standalone", action="store_true",
+                   help="onnx: a model that runs without vqscope's PyTorch code, or an error (exit 25) and nothing "
+                        "written where some backbone cannot be exported")
     p.add_argument("--min-batch", type=int, default=1, help="tensorrt: smallest backbone batch (default 1)")
     p.add_argument("--opt-batch", type=int, default=8, help="tensorrt: batch the engines are tuned for (default 8)")
     p.add_argument("--max-batch", type=int, default=32, help="tensorrt: largest backbone batch (default 32)")
@@ -410,13 +457,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from .export import export_onnx
     from .zoo import load_model
 
-    build: Any = export_onnx
+    build: Any = partial(export_onnx, standalone=args.standalone)
+    if args.standalone and args.format != "onnx":
+        raise ConfigError("--standalone goes with `export onnx`: TensorRT engines always leave statistics to PyTorch")
     if args.format == "tensorrt":
-        from functools import partial
-
         from .export.tensorrt import BatchProfile, check_tensorrt, export_tensorrt
 
         batch = BatchProfile(args.min_batch, args.opt_batch, args.max_batch)
@@ -431,17 +480,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.out}: cannot write the export ({exc.strerror or exc})", args.out) from None
     files = sorted(f.name for f in folder.iterdir())
     print(f"exported {model.id} to {folder}: {', '.join(files)}")
+    if args.format == "onnx":
+        _print_export_statement(folder)
     return 0
+
+
+def _print_export_statement(folder: Path) -> None:
+    """The manifest's one line on what runs where (an ONNX export that is not standalone)."""
+    from .export.onnx import MANIFEST
+
+    try:
+        statement = json.loads((folder / MANIFEST).read_text()).get("statement")
+    except (OSError, ValueError):
+        return
+    if statement:
+        print(statement)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from .output import expand_inputs
     from .zoo import load_model
 
-    if args.max_clips is not None and args.max_clips < 1:
-        raise ConfigError("--max-clips must be at least 1")
-    if args.clip_seconds is not None and not args.clip_seconds > 0:
-        raise ConfigError("--clip-seconds must be greater than 0")
+    check_clip_options(args.clip_seconds, args.max_clips, flags=True)  # before any file is opened
     paths = expand_inputs(args.inputs)
     if not paths:
         raise ConfigError("no video files found in the given folders")
@@ -464,9 +524,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     options = {"max_clips": args.max_clips, "clip_seconds": args.clip_seconds}
     args.dimensions = _requested_dimensions(args.dimensions, model)
     if len(paths) == 1 and args.out is None:
-        with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:
-            progress.start(paths[0])
-            result = model.score(paths[0], on_clip=progress.clip, **options)
+        result = _score_single(model, args, paths[0], decoder=":".join(decoder))
         if args.dimensions:
             result = result.only(args.dimensions)
         if args.json:
@@ -605,13 +663,12 @@ def _feature_config(args: argparse.Namespace, experiment: Any = None) -> Any:
     from .model import read_model_file
     from .zoo import resolve_model_path
 
+    check_clip_options(args.clip_seconds, args.max_clips, flags=True)
     if experiment is not None:
         base = experiment.features.config
-    elif args.model:
+    else:  # a named model's, else the default model's: what `vqscope score` would extract
         meta, _ = read_model_file(str(resolve_model_path(args.model)), tensors=False)
         base = FeatureConfig.from_dict(meta["features"])
-    else:
-        base = FeatureConfig()
     weights = dict(base.weights)
     for item in args.weights:
         name, eq, value = item.partition("=")
@@ -848,6 +905,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.points < 2:
         raise ConfigError("--points must be at least 2")
     model = load_model(args.model)
+    _refuse_shipped_id(model.info.name, model.info.version if args.version is None else args.version)
     try:
         grades = GradeScale.parse(args.grade_thresholds, args.grade_labels, args.grade_basis, base=model.grades)
     except ValueError as exc:
@@ -891,6 +949,20 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if run.failures else 0
 
 
+def _refuse_shipped_id(name: str, version: int) -> None:
+    """A recalibrated model is a new model: under a shipped model's id (`calibrate --version 2`
+    of vqscope-lite, or no --version from a shipped model) results, exports and caches would
+    take one for the other. Refused before anything is scored, with the next free version."""
+    from .zoo import list_models
+
+    shipped = list_models()
+    if f"{name}@{version}" not in {m.id for m in shipped}:
+        return
+    free = max(m.version for m in shipped if m.name == name) + 1
+    raise ConfigError(f"{name}@{version} is the id of a shipped model; give the calibrated model its own: "
+                      f"--version {free} (or any version no shipped {name} has)")
+
+
 def _quartiles(cal: Any) -> list[tuple[float, float]]:
     import numpy as np
 
@@ -902,18 +974,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from .service import ServiceConfig, serve
     from .service.config import TOKEN_ENV, default_data_dir
+    from .service.startup import check_port
 
+    check_port(args.port)  # a usage error before anything starts
     if args.max_upload_mb <= 0:
         raise ConfigError("--max-upload-mb must be positive")
+    if args.any_path and args.path_root:
+        raise ConfigError("--any-path accepts every path: give it or --path-root, not both")
+    if args.any_path:
+        _log("warning: --any-path: jobs may name any file this server's user can read")
+    from .service.auth import READ_TOKEN_ENV, serve_open_reads
+    from .service.schemas import MAX_CLIP_SECONDS, MIN_CLIP_SECONDS
+
+    if args.clip_seconds is not None and not MIN_CLIP_SECONDS <= args.clip_seconds <= MAX_CLIP_SECONDS:
+        raise ConfigError(f"--clip-seconds must be between {MIN_CLIP_SECONDS:g} and {MAX_CLIP_SECONDS:g}")
+    if not args.max_json_mb > 0:
+        raise ConfigError("--max-json-mb must be positive")
+    open_reads = serve_open_reads(args.host, args.open_reads, args.private_reads,
+                                  args.read_token or os.environ.get(READ_TOKEN_ENV))
+    if open_reads is False and not (args.private_reads or args.read_token or os.environ.get(READ_TOKEN_ENV)):
+        _log(f"reads need a token: listening on {args.host}, not a loopback address (give dashboard viewers a "
+             "--read-token, or pass --open-reads)")
     score_options = {k: v for k, v in (("max_clips", args.max_clips), ("clip_seconds", args.clip_seconds)) if v}
     config = ServiceConfig(
         data_dir=_Path(args.data_dir) if args.data_dir else default_data_dir(),
         database_url=args.db, model=args.model, token=args.token, workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), lease_s=args.lease_seconds,
-        poll_s=args.poll_seconds, max_attempts=args.max_attempts, alert_interval_s=args.alert_interval,
+        poll_s=args.poll_seconds, max_attempts=args.max_attempts, job_timeout_s=args.job_timeout,
+        alert_interval_s=args.alert_interval,
         alert_rules_file=_Path(args.alert_rules) if args.alert_rules else None, default_webhook=args.webhook,
-        path_roots=tuple(_Path(p) for p in args.path_root), allow_urls=not args.no_urls,
+        path_roots=None if args.any_path else tuple(_Path(p) for p in args.path_root), allow_urls=not args.no_urls,
+        allow_fetch=tuple(args.allow_fetch), fetch_timeout_s=args.fetch_timeout,
         keep_inputs=args.keep_inputs, torch_threads=args.torch_threads, score_options=score_options,
+        read_token=args.read_token, submit_token=args.submit_token, open_reads=open_reads,
+        max_json_bytes=int(args.max_json_mb * 1024 * 1024), max_waits=args.max_waits,
+        max_waits_per_client=args.max_waits_per_client,
+        idempotency_ttl_s=args.idempotency_hours * 3600.0,
     )
     if args.migrate_only:
         from .service.migrations import current
@@ -924,10 +1020,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         _log(f"database {safe_url(store.url)} is at schema revision {current(store.engine)}")
         store.close()
         return 0
-    if not (args.token or os.environ.get(TOKEN_ENV)):
-        config.resolved_token()
-        _log(f"write token: in {config.data_dir / 'token'}")
-    serve(config, host=args.host, port=args.port, log_level=args.log_level)
+    serve(config, host=args.host, port=args.port, log_level=args.log_level,
+          announce_token=not (args.token or os.environ.get(TOKEN_ENV)))
     return 0
 
 
@@ -960,14 +1054,20 @@ def _add_fine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-clips", type=int, default=None, help="at most this many clips, spread evenly")
     p.add_argument("--clip-seconds", type=float, default=None, help="clip length in seconds (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true",
+                   help="score again even where `score`, `ask` or `describe` scored this file with this model and "
+                        "these options before")
 
 
 def _add_ask(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ask", help="ask a question about a video's quality",
-        description='Answer a question from the model\'s dimension scores and distortion probabilities: yes/no about '
-                    'a distortion ("is there motion blur?", "is it shaky?"), which distortions ("what is wrong?"), '
-                    'or how a dimension is ("how is the color?"). Likely means p >= the threshold.',
+        description='Answer a question from the model\'s dimension scores and distortion probabilities: yes or no, '
+                    'always with the probability it rests on ("is there motion blur?", "is it shaky?", "is it sharp?", '
+                    '"is the lighting ok?", "is the colour ok?"), which distortions ("what is wrong?"), or how a '
+                    'dimension is ("how is the color?"). Likely means p >= the threshold. Questions about the sound '
+                    'or the content ("is the audio ok?", "is it funny?") are refused with the reason (exit 2). '
+                    'The scoring is reused from an earlier score, ask or describe of the same file (--no-cache: not).',
     )
     _add_fine_options(p)
     p.add_argument("question", metavar="QUESTION", help='e.g. "is it blurry?", "which distortions?", "how is the noise?"')
@@ -990,14 +1090,23 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_describe)
 
 
-def _score_single(model: Any, args: argparse.Namespace) -> Any:
-    if args.max_clips is not None and args.max_clips < 1:
-        raise ConfigError("--max-clips must be at least 1")
-    if args.clip_seconds is not None and not args.clip_seconds > 0:
-        raise ConfigError("--clip-seconds must be greater than 0")
-    with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:
-        progress.start(args.input)
-        return model.score(args.input, on_clip=progress.clip, max_clips=args.max_clips, clip_seconds=args.clip_seconds)
+def _score_single(model: Any, args: argparse.Namespace, path: str | None = None, decoder: str = "pyav:cpu") -> Any:
+    """One video's Result for `score`, `ask` and `describe`: from the result cache where these
+    three (or an earlier run) already scored the same content with the same model and options
+    (vqscope.result_cache), so a second question costs no scoring; --no-cache scores again."""
+    from .result_cache import ResultCache, cached_score
+
+    path = args.input if path is None else path
+    check_clip_options(args.clip_seconds, args.max_clips, flags=True)
+    options = {"max_clips": args.max_clips, "clip_seconds": args.clip_seconds}
+
+    def score() -> Any:
+        with _Progress(1, enabled=not args.no_progress and sys.stderr.isatty(), transient=True) as progress:
+            progress.start(path)
+            return model.score(path, on_clip=progress.clip, **options)
+
+    cache = None if getattr(args, "no_cache", False) else ResultCache()
+    return cached_score(cache, model, path, options, score, decoder=decoder)
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:

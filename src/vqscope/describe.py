@@ -10,14 +10,22 @@ Two entry points:
   (DimensionScore.description), from the dimension scores, the video-level distortion
   probabilities, and the clips' own dimension scores and probabilities.
 `vqscope ask` and `vqscope describe --llm` reuse the same time ranges (`distortion_ranges`).
+
+One story per result: where the grade of a dimension is lower than its score reads (a likely
+type caps it, calibration.grade_dimension), its sentence says so; where the overall score sits
+below every dimension, the description says what pulls it down (`OverallParts`); where the
+video is far smaller than the model's training videos, the dimensions read from fine detail
+carry a caveat (`SizeNote`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .calibration import GRADES
 from .result import ClipResult, DimensionScore, Result
 from .taxonomy import DIMENSIONS, DISTORTION_TEXT, types_of
 
@@ -46,6 +54,57 @@ DIMENSION_LABEL: dict[str, tuple[str, str]] = {
     "temporal": ("Temporal quality", "is"),
     "overall": ("Overall quality", "is"),
 }
+
+
+# Dimensions read from the fine detail of a native-resolution crop: their statistics move with
+# the picture's scale, so on a video far smaller than the training videos they can miss damage.
+SIZE_SENSITIVE = ("noise", "artifact", "blur")
+# A dimension losing less than this (points) is not named among those that pull overall down.
+_NAMED_LOSS = 1.0
+
+
+@dataclass(frozen=True)
+class OverallParts:
+    """How a model made its overall score, so that the text can say why it sits below every
+    dimension (Model.result_from_features fills it from the network's composition).
+
+    composition: 100 x the product of the dimensions' shares, mean over clips (None where
+    overall is not composed from the dimensions); regression: the overall regressor's score,
+    mean over clips, which the composition is averaged with (None where there is none).
+    """
+
+    composition: float | None = None
+    regression: float | None = None
+
+
+@dataclass(frozen=True)
+class SizeNote:
+    """A video far smaller than those the model was trained on (Model.size_note)."""
+
+    width: int
+    height: int
+    trained_short_side: float  # typical short side of the training videos, px
+    lowest_usual: float  # the short side below which a video is "far smaller", px
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def warning(self) -> str:
+        """For Result.warnings: what is unusual, and what it does to the result."""
+        return (f"{self.size} is far smaller than the videos the model was trained on (short side "
+                f"{self.trained_short_side:.0f} px on average, this one under {self.lowest_usual:.0f}): noise, "
+                "compression and blur it never saw at this size can go unnamed, so good noise, artifact and blur "
+                "grades are not evidence of a clean, sharp picture")
+
+    def sentence(self) -> str:
+        """For the description."""
+        return (f"At {self.size} the video is far smaller than the model's training videos: noise, compression "
+                "and blur can go unnamed at this size.")
+
+    def caveat(self) -> str:
+        """For the sentence of a size-sensitive dimension graded good or better."""
+        return f"not reliable at {self.size}, far below the model's training sizes: such damage can go unnamed here"
 
 
 def format_p(p: float) -> str:
@@ -173,26 +232,59 @@ def _likely(distortions: Mapping[str, float], kinds: Sequence[str], threshold: f
                   key=lambda pk: (-pk[0], pk[1]))
 
 
+def _head(name: str, dimension: DimensionScore, by_score: str | None) -> str:
+    """"Blur is fair (85)", or where a likely type capped the grade, "Blur is fair (85; the score
+    alone reads good, but a likely distortion caps the grade at fair)"."""
+    label, verb = DIMENSION_LABEL.get(name, (name.capitalize(), "is"))
+    if by_score is None or by_score == dimension.grade:
+        return f"{label} {verb} {dimension.grade} ({dimension.score:.0f})"
+    return (f"{label} {verb} {dimension.grade} ({dimension.score:.0f}; the score alone reads {by_score}, "
+            f"but a likely distortion caps the grade at {dimension.grade})")
+
+
+def _claims_quality(grade: str) -> bool:
+    """Whether a grade says a dimension is fine (the two top ACR grades)."""
+    return grade in GRADES[-2:]
+
+
+def _closing_note(name: str, grade: str, likely: int, size: SizeNote | None) -> str | None:
+    """What a dimension's sentence must add so that its grade does not contradict the rest:
+    a good or excellent overall with likely types already counts them (overall is not capped,
+    see Model.grade_dimension); a good or excellent grade read from fine detail is not
+    evidence on a video far smaller than the training videos."""
+    if name == "overall" and likely and _claims_quality(grade):
+        return f"the overall score counts {'it' if likely == 1 else 'them'} and stays {grade}"
+    if size is not None and name in SIZE_SENSITIVE and _claims_quality(grade):
+        return size.caveat()
+    return None
+
+
 def describe_dimension(
     name: str,
     dimension: DimensionScore,
     distortions: Mapping[str, float],
     clips: Sequence[ClipResult],
     threshold: float = THRESHOLD,
+    by_score: str | None = None,
+    size: SizeNote | None = None,
 ) -> str:
-    """One dimension's sentence, e.g. "Blur is poor (38): motion blur likely (p=0.86), mostly at 2.0-5.0 s."."""
-    label, verb = DIMENSION_LABEL.get(name, (name.capitalize(), "is"))
-    head = f"{label} {verb} {dimension.grade} ({dimension.score:.0f})"
+    """One dimension's sentence, e.g. "Blur is poor (38): motion blur likely (p=0.86), mostly at 2.0-5.0 s.".
+
+    `by_score` is the grade the score alone reads (where it differs from the grade, the
+    sentence says why); `size` adds a caveat to a size-sensitive dimension graded good or better.
+    """
+    head = _head(name, dimension, by_score)
     kinds = types_of(name) if name in DIMENSIONS else ()
     likely = _likely(distortions, kinds, threshold)
     limit = _MAX_RANGES if name == "overall" else len(likely)
+    note = _closing_note(name, dimension.grade, len(likely), size)
     if likely:
         items = []
         for p, kind in likely[:limit]:
             item = f"{distortion_name(kind)} likely (p={format_p(p)})"
             where = distortion_where(clips, kind, threshold)
             items.append(f"{item}, {where}" if where else item)
-        return f"{head}: " + "; ".join(items) + "."
+        return f"{head}: " + "; ".join(items + ([note] if note else [])) + "."
     tail = []
     predicted = [k for k in kinds if k in distortions]
     if predicted:
@@ -202,6 +294,8 @@ def describe_dimension(
     dip = _dimension_dip(clips, name)
     if dip:
         tail.append(dip)
+    if note:
+        tail.append(note)
     return head + ("; " + "; ".join(tail) if tail else "") + "."
 
 
@@ -210,14 +304,20 @@ def describe_dimensions(
     distortions: Mapping[str, float],
     clips: Sequence[ClipResult],
     threshold: float = THRESHOLD,
+    by_score: Mapping[str, str] | None = None,
+    size: SizeNote | None = None,
 ) -> dict[str, str]:
     """dimension name -> its description, for every dimension the result has.
 
     `distortions` are the video-level probabilities; `clips` carry clip-level dimension
     scores and probabilities (ClipResult.dimensions / .distortions), from which the time
-    ranges are read. Pure: the caller stores the texts (see `attach_dimension_descriptions`).
+    ranges are read; `by_score` the grade each dimension's score alone reads, where the model
+    graded it (see `describe_dimension`). Pure: the caller stores the texts (see
+    `attach_dimension_descriptions`).
     """
-    return {name: describe_dimension(name, dim, distortions, clips, threshold) for name, dim in dimensions.items()}
+    by_score = by_score or {}
+    return {name: describe_dimension(name, dim, distortions, clips, threshold, by_score.get(name), size)
+            for name, dim in dimensions.items()}
 
 
 def attach_dimension_descriptions(
@@ -225,9 +325,11 @@ def attach_dimension_descriptions(
     distortions: Mapping[str, float],
     clips: Sequence[ClipResult],
     threshold: float = THRESHOLD,
+    by_score: Mapping[str, str] | None = None,
+    size: SizeNote | None = None,
 ) -> None:
     """Set DimensionScore.description of each video-level dimension (one call in Model)."""
-    for name, text in describe_dimensions(dimensions, distortions, clips, threshold).items():
+    for name, text in describe_dimensions(dimensions, distortions, clips, threshold, by_score, size).items():
         dimensions[name].description = text
 
 
@@ -235,6 +337,68 @@ def dimension_texts(result: Result) -> dict[str, str]:
     """A Result's dimension descriptions: the stored ones, computed where a model left them out."""
     computed = describe_dimensions(result.dimensions, result.distortions, result.clips)
     return {k: (d.description or computed[k]) for k, d in result.dimensions.items()}
+
+
+def _grade_rank(grade: str) -> int:
+    """Position of a grade on the ACR scale (unknown labels rank last: the score decides)."""
+    return GRADES.index(grade) if grade in GRADES else len(GRADES)
+
+
+def _weakest_sentence(others: Mapping[str, DimensionScore]) -> str:
+    """The lowest grade first, then the lowest score: a dimension capped to fair is weaker than
+    one that scores lower but is graded good."""
+    weakest = min(others.items(), key=lambda kv: (_grade_rank(kv[1].grade), kv[1].score))
+    if len({d.grade for d in others.values()}) == 1:  # no dimension stands out as weakest
+        return f"Every dimension is {weakest[1].grade}."
+    return f"Weakest dimension: {weakest[0]} ({weakest[1].grade})."
+
+
+def _product(others: Mapping[str, DimensionScore], composition: float) -> str:
+    """"temporal 81 x color 86 x artifact 95 x the rest: about 65": the dimensions that lose a point
+    or more, lowest first, and their product (the composition, mean over clips)."""
+    named = sorted((kv for kv in others.items() if kv[1].score <= 100.0 - _NAMED_LOSS), key=lambda kv: kv[1].score)
+    if not named:
+        return f"the dimensions lose almost nothing (their product is {composition:.0f})"
+    factors = [f"{k} {v.score:.0f}" for k, v in named] + (["the rest"] if len(named) < len(others) else [])
+    # "about": the composition is the mean over clips of each clip's product, not the product of
+    # the video's means, so the two can differ by a point.
+    return f"the dimensions' shares multiply ({' x '.join(factors)}: about {composition:.0f})"
+
+
+def overall_below_sentence(score: float, dimensions: Mapping[str, DimensionScore],
+                           parts: OverallParts | None) -> str | None:
+    """Why overall sits below every dimension, where it does: read from how the model made it.
+
+    A composed overall is 100 x the product of the twelve types' shares, that is the product of
+    the five dimensions' shares, so several mild losses compound (86 x 95 x 81: about 66); a
+    model with an overall regressor averages that with the regressor's score, which is not
+    tied to any detected type (vqscope-lite@7's card: it also marks down footage unlike its
+    training content). Nothing is said where overall is not below every dimension.
+    """
+    others = {k: v for k, v in dimensions.items() if k != "overall"}
+    if not others or score >= min(d.score for d in others.values()):
+        return None
+    head = f"Overall ({score:.0f}) sits below every dimension: "
+    if parts is None or parts.composition is None:
+        return head + "this model scores it with a head of its own, from the whole video, not from the dimensions."
+    together = _product(others, parts.composition)
+    if parts.regression is None:
+        return head + together + "."
+    return (head + together + f", and overall is averaged with an overall regressor that gives "
+            f"{parts.regression:.0f} from the whole video, without naming a distortion.")
+
+
+def _likely_sentence(grade: str, clips: Sequence[ClipResult], distortions: Mapping[str, float]) -> str | None:
+    """"Likely distortions: ...", saying where a good or excellent overall grade already counts them."""
+    seen = _likely(distortions, tuple(distortions), _DISTORTION_SHOWN)
+    if not seen:
+        return None
+    items = []
+    for p, kind in seen[:_MAX_RANGES]:
+        where = distortion_where(clips, kind, _DISTORTION_SHOWN)
+        items.append(f"{distortion_name(kind)} (p={format_p(p)}" + (f", {where})" if where else ")"))
+    counted = f" (counted in the overall score, which stays {grade} with them)" if _claims_quality(grade) else ""
+    return f"Likely distortions{counted}: " + ", ".join(items) + "."
 
 
 def describe(
@@ -245,28 +409,23 @@ def describe(
     dimensions: Mapping[str, DimensionScore] | None = None,
     distortions: Mapping[str, float] | None = None,
     padded: bool = False,
+    overall: OverallParts | None = None,
+    size: SizeNote | None = None,
 ) -> str:
+    """The video's paragraph: grade and score, weakest dimension, what pulls overall below every
+    dimension (`overall`: how the model made it), likely distortions, the timeline, and notes
+    on padding and on a video far smaller than the training videos (`size`)."""
     parts = [f"{_GRADE_PHRASE.get(grade, grade.capitalize())} ({score:.0f}/100"]
     if scaled_score is not None:
         parts[0] += f", above {scaled_score:.0f}% of the calibration set"
     parts[0] += ")."
     others = {k: v for k, v in (dimensions or {}).items() if k != "overall"}
-    if others:
-        weakest = min(others.items(), key=lambda kv: kv[1].score)
-        if len({d.grade for d in others.values()}) == 1:  # no dimension stands out as weakest
-            parts.append(f"Every dimension is {weakest[1].grade}.")
-        else:
-            parts.append(f"Weakest dimension: {weakest[0]} ({weakest[1].grade}).")
-    seen = _likely(distortions or {}, tuple(distortions or {}), _DISTORTION_SHOWN)
-    if seen:
-        items = []
-        for p, kind in seen[:_MAX_RANGES]:
-            where = distortion_where(clips, kind, _DISTORTION_SHOWN)
-            items.append(f"{distortion_name(kind)} (p={format_p(p)}" + (f", {where})" if where else ")"))
-        parts.append("Likely distortions: " + ", ".join(items) + ".")
-    sentence = timeline_sentence(clips)
-    if sentence:
-        parts.append(sentence)
-    if padded:
-        parts.append("The video is shorter than one 32-frame window; windows were padded.")
-    return " ".join(parts)
+    sentences = [
+        _weakest_sentence(others) if others else None,
+        overall_below_sentence(score, dimensions or {}, overall) if others and overall is not None else None,
+        _likely_sentence(grade, clips, distortions or {}),
+        timeline_sentence(clips),
+        "The video is shorter than one 32-frame window; windows were padded." if padded else None,
+        size.sentence() if size is not None else None,
+    ]
+    return " ".join(parts + [s for s in sentences if s])

@@ -315,6 +315,9 @@ class Decoded:
     decode_s: float = 0.0
 
 
+BATCH_FETCH_DEADLINE_S = 3600.0  # a whole download of one listed URL (up to --max-download-mb, 2 GB by default)
+
+
 @contextmanager
 def local_copy(video: str, max_bytes: int) -> Iterator[str]:
     """A path to decode: the file itself, or a URL downloaded into a temporary folder that is
@@ -322,12 +325,17 @@ def local_copy(video: str, max_bytes: int) -> Iterator[str]:
     if not is_url(video):
         yield video
         return
+    from .service.outbound import FetchPolicy
     from .service.sources import check_url, download
 
     check_url(video)
     folder = Path(tempfile.mkdtemp(prefix="vqscope-fetch-"))
     try:
-        yield str(download(video, folder, "video", max_bytes))
+        # The service's fetch (one resolution per hop, pinned, at most 5 redirects, a deadline
+        # for the whole transfer), but any address: the list is the operator's own, and fleets
+        # often read from storage on their private network.
+        yield str(download(video, folder, "video", max_bytes, policy=FetchPolicy.unrestricted(),
+                           deadline_s=BATCH_FETCH_DEADLINE_S))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

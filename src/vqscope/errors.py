@@ -190,6 +190,81 @@ class OutOfOrderError(StudyError):
     kind = "out_of_order"
 
 
+# --- the service's storage and start-up (29-31) ------------------------------------------------
+class StorageError(VQScopeError):
+    """The service's data folder or database cannot be used as it is: a database file that is
+    empty, not SQLite, damaged, another application's, or of a newer vqscope; a data folder that
+    cannot be created or written. Refused at start, naming the file, so that no job is lost by
+    starting afresh on top of it (the `kind` says which)."""
+
+    exit_code = 29
+    kind = "storage_error"
+
+
+class EmptyDatabaseError(StorageError):
+    """A database file of 0 bytes (truncated, or replaced by an empty file): its jobs are gone."""
+
+    kind = "empty_database"
+
+
+class NotADatabaseError(StorageError):
+    """A file where the database should be that is not SQLite at all (a text file, an image)."""
+
+    kind = "not_a_database"
+
+
+class CorruptDatabaseError(StorageError):
+    kind = "corrupt_database"
+
+
+class ForeignDatabaseError(StorageError):
+    """A SQLite database with tables but no vqscope schema: another application's file."""
+
+    kind = "foreign_database"
+
+
+class SchemaTooNewError(StorageError):
+    """The database was upgraded by a newer vqscope; this one does not know its schema."""
+
+    kind = "schema_too_new"
+
+
+class DataFolderError(StorageError):
+    kind = "data_folder_unusable"
+
+
+class DatabaseUnavailableError(VQScopeError):
+    """The database server cannot be reached (down, refusing, wrong host or credentials): worth
+    retrying, unlike a StorageError. Over HTTP a database outage is a 503 with Retry-After."""
+
+    exit_code = 30
+    kind = "database_unavailable"
+
+
+class ListenError(VQScopeError):
+    """`serve` cannot listen on the host and port asked for (in use, not allowed, not local)."""
+
+    exit_code = 31
+    kind = "cannot_listen"
+
+
+# --- worker processes (32) --------------------------------------------------------------------
+class WorkerCrashError(VQScopeError):
+    """A worker process (feature extraction, decoding) died instead of returning: killed by the
+    system (out of memory), crashed, or exited while starting. Not a fault of one video and not
+    a bug in the caller's input: the message says what killed it and what to try."""
+
+    exit_code = 32
+    kind = "worker_died"
+
+
+class UnanswerableQuestionError(ConfigError):
+    """`vqscope ask` was asked what no picture-quality model can tell (the sound, the content,
+    taste): a usage error, refused before any video is scored."""
+
+    kind = "unanswerable"
+
+
 EXIT_SOME_FAILED = 3
 #: Exit code of a bug: an exception that is not a VQScopeError.
 EXIT_INTERNAL = 1

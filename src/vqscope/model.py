@@ -24,17 +24,24 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .backbones import get_backbone_spec
-from .calibration import Calibration, GradeScale
-from .describe import attach_dimension_descriptions, describe
+from .calibration import Calibration, DimensionGrade, GradeScale, cap_grade, dimension_scales, grade_dimension
+from .describe import THRESHOLD, OverallParts, SizeNote, attach_dimension_descriptions, describe
 from .errors import CorruptVideoError, ModelFileError
 from .features import FeatureConfig, FeatureExtractor, VideoFeatures
+from .features.extractor import META_FEATURES
 from .heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
 from .result import ClipResult, DimensionScore, Result
-from .taxonomy import DIMENSIONS
+from .taxonomy import DIMENSIONS, types_of
 
 FORMAT = "vqscope-model"
 FORMAT_VERSION = 1
 _META_KEY = "vqscope"
+# A video is "far smaller" than the training videos when its short side lies more than this
+# many standard deviations (of the training videos' log2 short side) below their mean, and
+# also less than half their typical short side: both, so that neither a model trained on one
+# size (no spread) nor one trained on many (a wide spread) warns about sizes it has seen.
+_SIZE_SDS = 3.0
+_SIZE_MIN_OCTAVES = 1.0
 
 
 @dataclass
@@ -73,6 +80,9 @@ class Model:
         self.network = network.eval()
         self.calibration = calibration
         self.grades = calibration.grades if calibration is not None else (grades or GradeScale())
+        # What the taxonomy dimensions' scores mean, read from the training record the file holds
+        # (calibration.dimension_scales); dimensions without a scale are graded as overall is.
+        self.dimension_grades: dict[str, GradeScale] = dimension_scales(info.training, network.config.heads)
         self.path = path
         self._extractor: FeatureExtractor | None = None
         # Set by vqscope.export.use_onnx: the heads run elsewhere than in PyTorch.
@@ -95,6 +105,61 @@ class Model:
         if self.grades.basis == "scaled" and self.calibration is not None:
             return self.grades.grade(self.calibration.scaled(score))
         return self.grades.grade(score)
+
+    def grade_dimension(self, name: str, score: float, distortions: Mapping[str, float]) -> DimensionGrade:
+        """A dimension's grade: on its own scale where the model has one, else as the overall score
+        is graded, and capped at the middle grade while a type of it is likely in `distortions`
+        (the same result's probabilities; calibration.grade_dimension says why). Overall is
+        graded on the model's overall scale alone: it is the result's grade, possibly fitted to
+        raters by a study, and it already counts every type's loss."""
+        if name == "overall" or name not in DIMENSIONS:
+            grade = self.grade(score)
+            return DimensionGrade(grade, grade)
+        likely = [t for t in types_of(name) if distortions.get(t, 0.0) >= THRESHOLD]
+        scale = self.dimension_grades.get(name)
+        if scale is not None:
+            return grade_dimension(score, scale, likely)
+        return cap_grade(self.grade(score), self.grades.labels, likely)
+
+    def size_note(self, width: int, height: int) -> SizeNote | None:
+        """A note where a video is far smaller than the videos the model was trained on.
+
+        Read from what the model holds: the mean and spread of the training clips' log2 short
+        side, kept with the feature normalisation (the `video_meta` features). Below them, the
+        statistics of fine detail lie outside anything the heads were fitted on, and boosted
+        trees answer as for the nearest training region (the vqscope-lite@7 card: damage the
+        corpus never showed at that size goes unnamed). None for models without those features.
+        """
+        if not self.features.video_meta or min(width, height) <= 0:
+            return None
+        offsets = dict(zip([n for n, _ in self.features.layout], np.cumsum([0] + [w for _, w in self.features.layout])))
+        column = int(offsets["video_meta"]) + META_FEATURES.index("log2_short_side")
+        mean = float(self.network.feature_mean[column])
+        spread = max(_SIZE_SDS * float(self.network.feature_std[column]), _SIZE_MIN_OCTAVES)
+        if np.log2(min(width, height)) >= mean - spread:
+            return None
+        return SizeNote(width, height, trained_short_side=float(2.0**mean), lowest_usual=float(2.0 ** (mean - spread)))
+
+    def overall_parts(self, clip_dims: Mapping[str, np.ndarray]) -> OverallParts | None:
+        """How this model made the overall score of these clips (describe.OverallParts).
+
+        A composed overall is the product of the types' shares, that is the product of the five
+        dimensions' (each type belongs to one), and with an overall regressor the mean of that
+        and the regression, so each part can be read back from the clip scores; a model whose
+        overall is a head of its own gets empty parts. None where it cannot be read back (a
+        composed overall without every dimension among the heads).
+        """
+        config = self.network.config
+        if config.primary != "overall" or "overall" not in config.composed:
+            return OverallParts()
+        dims = [d for d in DIMENSIONS if d != "overall"]
+        if not all(d in clip_dims for d in dims):
+            return None
+        composition = np.prod([clip_dims[d] / 100.0 for d in dims], axis=0) * 100.0
+        if not config.overall_trees:
+            return OverallParts(composition=float(np.mean(composition)))
+        regression = 2.0 * clip_dims["overall"] - composition
+        return OverallParts(composition=float(np.mean(composition)), regression=float(np.mean(regression)))
 
     def with_calibration(
         self, calibration: Calibration, *, version: int | None = None, name: str | None = None
@@ -173,28 +238,20 @@ class Model:
         clip_dims = {d: np.clip(per_head[d], 0.0, 100.0) for d in DIMENSIONS if d != "overall" and d in per_head}
         clip_dims["overall"] = np.clip(per_head[config.primary], 0.0, 100.0)
         clip_probs = {t: np.clip(per_head[DISTORTION_PREFIX + t], 0.0, 1.0) for t in config.distortions}
-        clips = []
-        for i, cf in enumerate(vf.clips):
-            clips.append(
-                ClipResult(
-                    index=cf.spec.index,
-                    start_s=cf.spec.start_s,
-                    end_s=cf.spec.end_s,
-                    score=float(clip_dims["overall"][i]),
-                    key_time_s=cf.key_time_s,
-                    padded=cf.padded,
-                    dimensions={d: DimensionScore(float(v[i]), self.grade(float(v[i]))) for d, v in clip_dims.items()},
-                    distortions={t: float(p[i]) for t, p in clip_probs.items()},
-                )
-            )
+        clips = self._clip_results(vf, clip_dims, clip_probs)
         score = float(np.mean(clip_dims["overall"]))
         scaled = self.calibration.scaled(score) if self.calibration is not None else None
         grade = self.grade(score)
-        dimensions = {d: DimensionScore(float(np.mean(v)), self.grade(float(np.mean(v)))) for d, v in clip_dims.items()}
-        dimensions["overall"] = DimensionScore(score, grade)
         distortions = {t: pool_clip_probabilities(p) for t, p in clip_probs.items()}
-        attach_dimension_descriptions(dimensions, distortions, clips)
+        graded = {d: self.grade_dimension(d, float(np.mean(v)), distortions) for d, v in clip_dims.items()}
+        dimensions = {d: DimensionScore(float(np.mean(v)), graded[d].grade) for d, v in clip_dims.items()}
+        dimensions["overall"] = DimensionScore(score, grade)
         info = vf.info
+        size = self.size_note(info.width, info.height)
+        attach_dimension_descriptions(dimensions, distortions, clips, by_score={d: g.by_score for d, g in graded.items()},
+                                      size=size)
+        description = describe(grade, score, scaled, clips, dimensions, distortions, vf.padded,
+                               overall=self.overall_parts(clip_dims), size=size)
         return Result(
             video=video,
             model=self.id,
@@ -207,10 +264,10 @@ class Model:
             grade=grade,
             dimensions=dimensions,
             distortions=distortions,
-            description=describe(grade, score, scaled, clips, dimensions, distortions, vf.padded),
+            description=description,
             clips=clips,
             padded=vf.padded,
-            warnings=list(vf.warnings),
+            warnings=list(vf.warnings) + ([size.warning()] if size is not None else []),
             video_info={
                 "codec": info.codec,
                 "container": info.container,
@@ -222,6 +279,28 @@ class Model:
                 "clips_scored": len(clips),
             },
         )
+
+    def _clip_results(self, vf: VideoFeatures, clip_dims: Mapping[str, np.ndarray],
+                      clip_probs: Mapping[str, np.ndarray]) -> list[ClipResult]:
+        """One ClipResult per clip, its dimensions graded with its own probabilities (a clip is
+        not "excellent" in blur while the same clip says motion blur is likely)."""
+        clips = []
+        for i, cf in enumerate(vf.clips):
+            probs = {t: float(p[i]) for t, p in clip_probs.items()}
+            clips.append(
+                ClipResult(
+                    index=cf.spec.index,
+                    start_s=cf.spec.start_s,
+                    end_s=cf.spec.end_s,
+                    score=float(clip_dims["overall"][i]),
+                    key_time_s=cf.key_time_s,
+                    padded=cf.padded,
+                    dimensions={d: DimensionScore(float(v[i]), self.grade_dimension(d, float(v[i]), probs).grade)
+                                for d, v in clip_dims.items()},
+                    distortions=probs,
+                )
+            )
+        return clips
 
     # -- persistence -----------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

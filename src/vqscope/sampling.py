@@ -5,6 +5,21 @@ first frame as the key frame for the spatial branch and `window_frames` (32) con
 for the temporal branch. Long videos keep at most `max_clips` clips, spread evenly, so the cost
 of scoring a two-hour film is bounded. The plan is made from the probed duration and frame
 rate, in seconds, so variable-frame-rate video is cut by time, not by frame count.
+
+What a plan cannot honour is never changed silently. Per case:
+- a clip length that is not a finite number of seconds above 0, or `max_clips` below 1, is a
+  usage error (`ClipOptionError`, exit 2), raised before any video is opened: no video could
+  be cut that way (`--clip-seconds inf` used to reach the decoder and read as a damaged stream);
+- a clip shorter than one frame of the video (`--clip-seconds 0.01` at 25 fps) would give clips
+  with no frame of their own, sharing key frames: the clips are made one frame long, and the
+  plan says so in a warning that reaches the result;
+- a clip length the caller asked for that is longer than the video (`--clip-seconds 1000` on a
+  4-s video) gives one clip of the whole video, with a warning; so does a requested clip length
+  whose clips are thinned to `max_clips` (the result's timeline then has gaps). These two
+  depend on the video, so they are warnings, not errors: a folder of videos of all lengths
+  must still score. They are given only for lengths the caller asked for (`with_options`),
+  not for a model's default plan, where both are the documented behaviour for short and
+  long videos.
 """
 
 from __future__ import annotations
@@ -13,33 +28,58 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
+from .errors import ConfigError
+
+
+class ClipOptionError(ConfigError, ValueError):
+    """A clip option no plan can honour (exit 2). Also a ValueError, which is what callers
+    that build plans from configuration files catch."""
+
 
 @dataclass(frozen=True)
 class ClipPlanConfig:
     clip_seconds: float = 1.0
     max_clips: int = 32
     window_frames: int = 32
+    # Options a caller asked for (`with_options`), so the plan can say when it cannot honour
+    # them. Not part of the settings: left out of `to_dict` (feature cache keys, model files)
+    # and of comparisons.
+    requested: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.clip_seconds > 0:
-            raise ValueError("clip_seconds must be > 0")
-        if self.max_clips < 1:
-            raise ValueError("max_clips must be >= 1")
+        check_clip_options(self.clip_seconds, self.max_clips)
         if self.window_frames < 2:
-            raise ValueError("window_frames must be >= 2")
+            raise ClipOptionError("window_frames must be >= 2")
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        del data["requested"]
+        return data
 
     def with_options(self, clip_seconds: float | None = None, max_clips: int | None = None) -> "ClipPlanConfig":
         """This plan with a caller's --clip-seconds / --max-clips where given (None keeps ours)."""
         if clip_seconds is None and max_clips is None:
             return self
+        asked = tuple(n for n, v in (("clip_seconds", clip_seconds), ("max_clips", max_clips)) if v is not None)
         return ClipPlanConfig(
             clip_seconds=clip_seconds if clip_seconds is not None else self.clip_seconds,
             max_clips=max_clips if max_clips is not None else self.max_clips,
             window_frames=self.window_frames,
+            requested=asked,
         )
+
+
+def check_clip_options(clip_seconds: float | None, max_clips: int | None, flags: bool = False) -> None:
+    """Refuse clip options that no video could be cut by (see the module docstring).
+
+    `flags`: name them as the command line does (--clip-seconds) rather than as settings.
+    """
+    seconds_name, clips_name = ("--clip-seconds", "--max-clips") if flags else ("clip_seconds", "max_clips")
+    if clip_seconds is not None and not (isinstance(clip_seconds, (int, float)) and math.isfinite(clip_seconds)
+                                         and clip_seconds > 0):
+        raise ClipOptionError(f"{seconds_name} must be a finite number of seconds greater than 0 (got {clip_seconds})")
+    if max_clips is not None and not max_clips >= 1:
+        raise ClipOptionError(f"{clips_name} must be >= 1 (got {max_clips})")
 
 
 @dataclass(frozen=True)
@@ -61,6 +101,7 @@ class ClipPlan:
     fps: float
     total_clips: int  # clips a 1-per-clip_seconds cut gives before `max_clips` thins them
     padded: bool = field(default=False)  # the whole video is shorter than one window
+    warnings: tuple[str, ...] = ()  # what of the asked plan could not be honoured (module docstring)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -77,10 +118,16 @@ def plan_clips(duration_s: float, fps: float, config: ClipPlanConfig | None = No
     duration_s = max(float(duration_s), 0.0)
     fps = float(fps) if fps and fps > 0 else 25.0
     c = config.clip_seconds
+    warnings: list[str] = []
+    if c < 1.0 / fps:
+        c = 1.0 / fps
+        warnings.append(f"clips of {config.clip_seconds:g} s are shorter than one frame at {fps:g} fps: "
+                        f"each clip is one frame ({c:.3g} s) long")
     total = max(1, int(math.floor(duration_s / c + 0.5)))
     if total > 1 and duration_s < total * c - c:  # guard against float round-off
         total -= 1
     chosen = _spread(total, config.max_clips)
+    warnings += _unhonoured_request(config, duration_s, c, total, len(chosen))
     window_s = config.window_frames / fps
     latest_window_start = max(0.0, duration_s - window_s)
     clips = []
@@ -97,7 +144,19 @@ def plan_clips(duration_s: float, fps: float, config: ClipPlanConfig | None = No
             )
         )
     padded = duration_s * fps < config.window_frames - 0.5
-    return ClipPlan(tuple(clips), config, duration_s, fps, total, padded)
+    return ClipPlan(tuple(clips), config, duration_s, fps, total, padded, tuple(warnings))
+
+
+def _unhonoured_request(config: ClipPlanConfig, duration_s: float, c: float, total: int, kept: int) -> list[str]:
+    """Warnings for a clip length the caller asked for that this video cannot give as asked."""
+    if "clip_seconds" not in config.requested:
+        return []
+    if duration_s < c:
+        return [f"the video ({duration_s:.2f} s) is shorter than one clip of {c:g} s: it is scored as one clip"]
+    if kept < total and "max_clips" not in config.requested:
+        return [f"{total} clips of {c:g} s planned, {kept} kept (max_clips {config.max_clips}), spread evenly: "
+                f"the timeline has gaps"]
+    return []
 
 
 def _spread(total: int, limit: int) -> list[int]:
@@ -153,7 +212,7 @@ class ClipAssembler:
         self.prepare_key = prepare_key
         self.prepare_window = prepare_window
         self.seek_gap_s = seek_gap_s
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(plan.warnings)  # the plan's own come first, into the result
 
     def run(self, reader: Any) -> Iterator[ClipInputs]:
         clips = list(self.plan.clips)

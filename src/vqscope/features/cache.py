@@ -16,6 +16,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from ..errors import VQScopeError
 from ..backbones import get_backbone_spec
 from ..hashing import file_sha256
 from .extractor import FeatureConfig, FeatureExtractor, VideoFeatures
+from .pipeline import dead_worker_error
 
 
 @dataclass
@@ -105,18 +107,28 @@ class ExtractionReport:
 
 
 # -- worker processes -------------------------------------------------------------------------
+# An error in a worker travels back typed: a video's own failure as its one-line reason, a
+# failure to build the backbones (weights that cannot be fetched, an unknown backbone) as the
+# exception itself, raised in the parent exactly as `workers=1` raises it. An initializer that
+# raised instead would kill every worker and leave only a BrokenProcessPool and tracebacks.
 _WORKER: FeatureExtractor | None = None
+_SETUP_ERROR: Exception | None = None
 
 
 def _init_worker(config: dict) -> None:
     import torch
 
-    global _WORKER
+    global _WORKER, _SETUP_ERROR
     torch.set_num_threads(1)
-    _WORKER = FeatureExtractor(FeatureConfig.from_dict(config))
+    try:
+        _WORKER = FeatureExtractor(FeatureConfig.from_dict(config))
+    except Exception as exc:  # raised by the first task, in the parent, as itself
+        _SETUP_ERROR = exc
 
 
 def _extract_in_worker(path: str) -> tuple[str, CachedFeatures | None, str | None]:
+    if _SETUP_ERROR is not None:
+        raise _SETUP_ERROR
     assert _WORKER is not None
     try:
         return path, CachedFeatures.from_video(_WORKER.extract(path)), None
@@ -166,7 +178,15 @@ def _run(todo: list[str], config: FeatureConfig, workers: int) -> Iterator[tuple
             except VQScopeError as exc:
                 yield path, None, f"{exc.kind}: {exc.message}"
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(config.to_dict(),)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(config.to_dict(),))
+    try:
         futures = [pool.submit(_extract_in_worker, p) for p in todo]
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                raise dead_worker_error(pool, "a feature extraction worker",
+                                        "features extracted so far are cached, a re-run resumes "
+                                        "(fewer --workers need less memory)") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an error stops the others, not waits for them

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError, CorruptVideoError, VQScopeError
+from ..errors import ConfigError, CorruptVideoError, VQScopeError, WorkerCrashError
 from ..sampling import ClipAssembler, ClipInputs, ClipPlan, ClipPlanConfig, plan_clips
 from ..video import DecodedFrame, VideoInfo, VideoReader
 from .inputs import prepare
@@ -151,6 +152,58 @@ def _compact(clip: ClipInputs) -> ClipInputs:
     return clip
 
 
+# -- dead worker processes ----------------------------------------------------------------------
+def worker_exit_codes(pool: ProcessPoolExecutor) -> list[int]:
+    """Exit codes of a broken pool's workers that did not end cleanly, the culprit first.
+
+    When one worker dies the pool terminates the others (SIGTERM), so a SIGTERM is listed
+    after any other code. Reads the executor's process table (CPython keeps it until
+    shutdown); an empty list where it cannot be read.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    codes = [code for code in map(_exit_code, processes) if code not in (None, 0)]
+    return sorted(codes, key=lambda c: c == -signal.SIGTERM)
+
+
+def _exit_code(process: multiprocessing.process.BaseProcess) -> int | None:
+    """A worker's exit code once it has ended. The pool's own thread terminates and reaps the
+    workers at the same moment, so the code can be briefly unreadable: wait for it a little."""
+    for _ in range(20):
+        process.join(timeout=0.5)
+        if process.exitcode is not None:
+            return process.exitcode
+        time.sleep(0.05)
+    return None
+
+
+def describe_exit(code: int | None) -> str:
+    """What a worker's exit code says killed it, in words a user can act on."""
+    if code is None:
+        return "died (how is unknown)"
+    if code > 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    if name == "SIGKILL":
+        return "was killed (SIGKILL), most often by the system running out of memory"
+    if name in ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE"):
+        return f"crashed ({name})"
+    return f"was killed by {name}"
+
+
+def dead_worker_error(pool: ProcessPoolExecutor | None, what: str, hint: str = "") -> WorkerCrashError:
+    """The typed, one-line error of a pool whose worker died: which worker, what killed it."""
+    codes = worker_exit_codes(pool) if pool is not None else []
+    cause = describe_exit(codes[0] if codes else None)
+    return WorkerCrashError(f"{what} process {cause}" + (f"; {hint}" if hint else ""))
+
+
+_START_HINT = ("decode workers are spawned and import the running script: a script that uses ScoringPipeline must "
+               "start it under `if __name__ == \"__main__\":`")
+
+
 # -- the scoring pipeline ------------------------------------------------------------------------
 def _decode_job(path: str, preparer: ClipPreparer, plan_config: ClipPlanConfig, decoder_threads: int) -> DecodedVideo:
     return _decode(path, preparer, plan_config, decoder_threads)
@@ -211,6 +264,7 @@ class ScoringPipeline:
         self.peak_in_flight = 0  # most videos submitted but not yet scored at once (diagnostics)
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0  # pools started: tells a dead pool's late reports from the new one's
+        self._last_death = WorkerCrashError("a decode worker process died")  # the latest dead pool's cause
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "ScoringPipeline":
@@ -224,7 +278,23 @@ class ScoringPipeline:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.decode_workers, mp_context=context)
+            self._check_workers_start(self._pool)
         return self._pool
+
+    def _check_workers_start(self, pool: ProcessPoolExecutor) -> None:
+        """Wait for one worker to answer before any video is handed out.
+
+        A worker that cannot start (the classic case: a script without a `__main__` guard,
+        which every spawned worker re-runs) would otherwise look like a decoder crash on
+        whichever videos were in flight. It is raised here, once, with what killed it.
+        """
+        try:
+            pool.submit(os.getpid).result()
+        except BrokenProcessPool:
+            error = dead_worker_error(pool, "a decode worker", _START_HINT)
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise error from None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -238,8 +308,9 @@ class ScoringPipeline:
         A file that cannot be decoded yields its typed error. A decode worker that dies (a
         decoder crash, the system killing it for memory) takes the videos in flight with it:
         the pool is restarted and those videos are retried one at a time, so the one that
-        kills a worker again is recorded as a `CorruptVideoError` and the others are scored.
-        Anything else (a bug) is raised.
+        kills a worker again is recorded as a `CorruptVideoError` and the others are scored;
+        three such videos in a row, or workers that cannot start at all, raise a
+        `WorkerCrashError` saying what killed them. Anything else (a bug) is raised.
         """
         import torch
 
@@ -297,14 +368,14 @@ class ScoringPipeline:
                     except VQScopeError as exc:
                         yield path, exc
                     except BrokenProcessPool:
-                        self._restart_pool(generation)
+                        error = self._restart_pool(generation)
                         if path not in alone:
                             retry.append(path)
                             continue
                         alone.discard(path)
                         lone_crashes += 1
                         if lone_crashes >= 3:  # every file kills it: the workers, not the files
-                            raise
+                            raise error from None
                         yield path, CorruptVideoError(f"{path}: the decoder crashed on this file", path)
                         continue
                     lone_crashes = 0
@@ -316,12 +387,17 @@ class ScoringPipeline:
             infer_pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(saved_threads)
 
-    def _restart_pool(self, generation: int) -> None:
-        """Replace a pool broken by a dead worker (once, whichever of its jobs reports it)."""
+    def _restart_pool(self, generation: int) -> WorkerCrashError:
+        """Replace a pool broken by a dead worker (once, whichever of its jobs reports it);
+        returns what killed it, for when the workers rather than the files are at fault."""
         if generation == self._generation and self._pool is not None:
+            self._last_death = dead_worker_error(
+                self._pool, "a decode worker", "three videos in a row killed their decode worker: "
+                "the workers, not the videos, are failing (try fewer --workers)")
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             self._generation += 1
+        return self._last_death
 
     def _infer(self, extractor: "FeatureExtractor", batch: list[DecodedVideo]) -> list[tuple[str, "Result | VQScopeError"]]:
         """Features and results of one batch (runs in an inference thread)."""

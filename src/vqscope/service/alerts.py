@@ -20,20 +20,20 @@ Metrics:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import operator
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .outbound import AddressNotAllowedError, BadURLError, FetchPolicy, OutboundError, open_url, parse_target, redact
 from .store import JobStore
 
 log = logging.getLogger("vqscope.service")
@@ -60,8 +60,20 @@ class AlertRule(BaseModel):
     percentile: float = Field(10.0, ge=0, le=100)
     dimension: str | None = None
     tag: str | None = None  # only jobs with this tag
-    webhook: str | None = Field(None, pattern=r"^https?://")
+    webhook: str | None = Field(None, description="http(s) URL with a host; reached only at a public address "
+                                "unless the server allows more (--allow-fetch)")
     description: str = ""
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_http_url(cls, url: str | None) -> str | None:
+        """http(s) with a host, valid characters and port; where it may connect is checked when sending."""
+        if url is not None:
+            try:
+                parse_target(url)
+            except BadURLError as exc:
+                raise ValueError(exc.message.split(": ", 1)[-1]) from None
+        return url
 
     @model_validator(mode="after")
     def _dimension_fits_metric(self) -> "AlertRule":
@@ -131,23 +143,30 @@ def describe_metric(rule: AlertRule) -> str:
     return what
 
 
-def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0, retries: int = 3) -> str | None:
-    """POST JSON to a webhook with retries; None on success, else the last error."""
+def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0, retries: int = 3,
+              policy: FetchPolicy | None = None) -> str | None:
+    """POST JSON to a webhook with retries; None on success, else the last error.
+
+    The webhook is reached like a URL job's source: only at an address `policy` allows (by
+    default public ones), pinned, within `timeout` for the whole exchange, and without
+    following redirects (a redirected POST is not ours to re-send). A refused address or a bad
+    URL is not retried. Errors name the webhook's host only: its path is often its secret.
+    """
     body = json.dumps(payload).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    shown = redact(url, keep_path=False)
     error = None
     for attempt in range(retries):
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "vqscope"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only)
+            with open_url(url, policy or FetchPolicy(), method="POST", body=body, headers=headers,
+                          deadline_s=timeout, idle_s=timeout, follow_redirects=False, shown=shown) as response:
                 if 200 <= response.status < 300:
                     return None
-                error = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            error = f"HTTP {exc.code} {exc.reason}"
-        except (urllib.error.URLError, OSError) as exc:
-            error = str(getattr(exc, "reason", exc))
+                error = f"{shown}: HTTP {response.status} {response.reason}".rstrip()
+        except (AddressNotAllowedError, BadURLError) as exc:
+            return exc.message
+        except OutboundError as exc:
+            error = exc.message
         if attempt + 1 < retries:
             time.sleep(min(0.5 * 2**attempt, 4.0))
     return error
@@ -163,12 +182,15 @@ class AlertMonitor:
     """Evaluates every rule every `interval_s` seconds in a background thread."""
 
     def __init__(self, store: JobStore, interval_s: float = 30.0, default_webhook: str | None = None,
-                 metrics: Any = None, notify: Callable[[str, dict[str, Any]], str | None] = post_json):
+                 metrics: Any = None, notify: Callable[[str, dict[str, Any]], str | None] | None = None,
+                 fetch_policy: FetchPolicy | None = None):
+        """`notify(url, payload)` sends a notification (default: `post_json` under `fetch_policy`,
+        which is the service's --allow-fetch; public addresses only when None)."""
         self.store = store
         self.interval_s = interval_s
         self.default_webhook = default_webhook
         self.metrics = metrics
-        self.notify = notify
+        self.notify = notify or functools.partial(post_json, policy=fetch_policy or FetchPolicy())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -227,7 +249,8 @@ class AlertMonitor:
             error = self.notify(webhook, payload)
             self.store.event_delivered(event_id, error is None, error)
             if error is not None:
-                log.warning("alert %s could not be delivered to %s: %s", rule.name, webhook, error)
+                log.warning("alert %s could not be delivered to %s: %s", rule.name, redact(webhook, keep_path=False),
+                            error)
                 if self.metrics is not None:
                     self.metrics.webhook_failures.inc()
         return payload

@@ -3,7 +3,8 @@
 The page (static/dashboard.html + dashboard.js) only draws; every number comes from here, so
 what the charts show is exactly what `GET /api/dashboard` returns and can be tested without a
 browser. Percentiles are computed in Python over the window's rows (SQLite has no percentile
-function); a window holds at most `ROW_LIMIT` jobs.
+function); a window holds at most `ROW_LIMIT` jobs. Video names that are URLs are shown without
+their credentials or query (redact.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..calibration import GRADES
 from .alerts import iso
+from .redact import redact_text
 from .store import JobStore
 
 WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
@@ -94,7 +96,7 @@ def build_dashboard(
     for job in store.worst_since(now - window_s, worst_n, tag=tag):
         result = job.result or {}
         worst.append({
-            "id": job.id, "video": job.video, "score": job.score, "scaled_score": job.scaled_score,
+            "id": job.id, "video": redact_text(job.video), "score": job.score, "scaled_score": job.scaled_score,
             "grade": job.grade, "finished_at": iso(job.finished_at), "tags": job.tags,
             "duration_s": result.get("duration_s"), "description": result.get("description", ""),
             "clips": [

@@ -1,8 +1,9 @@
 """Prometheus metrics for `/metrics`.
 
-Two kinds: counters and histograms of what *this process* did (jobs accepted, finished,
-their scores and durations; they restart at zero with the process, which Prometheus expects),
-and gauges read from the database at scrape time (jobs per state, alert rules firing), which
+Three kinds: counters and histograms of what *this process* did (jobs accepted, finished,
+timed out, their queue waits, scores and durations, worker processes replaced; they restart at
+zero with the process, which Prometheus expects), gauges of this process's workers now (busy,
+up; read from the pool at scrape time), and gauges read from the database at scrape time (jobs per state, alert rules firing), which
 are the same whichever instance is scraped. Each app has its own registry, so several apps in
 one process (tests) do not collide.
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
 from .store import JobStore
 
 SCORE_BUCKETS = tuple(float(b) for b in range(10, 101, 10))
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 
 
 class ServiceMetrics:
@@ -40,6 +42,19 @@ class ServiceMetrics:
             "vqscope_scaled_score", "Scaled score (percentile on the calibration set) of scored videos",
             buckets=SCORE_BUCKETS, registry=r,
         )
+        self.queue_wait = Histogram(
+            "vqscope_job_queue_wait_seconds", "Time from a job's submission to a worker starting it (first attempt)",
+            buckets=QUEUE_WAIT_BUCKETS, registry=r,
+        )
+        self.timed_out = Counter("vqscope_jobs_timed_out", "Jobs stopped for running past their time limit",
+                                 registry=r)
+        self.worker_restarts = Counter(
+            "vqscope_worker_restarts", "Scoring processes replaced (timed_out: killed at a job's limit; died: "
+            "exited on their own)", ["reason"], registry=r,
+        )
+        self.busy_workers = Gauge("vqscope_workers_busy", "Workers of this process scoring a job now", registry=r)
+        self.workers_up = Gauge("vqscope_workers_up", "Scoring processes of this process alive and ready",
+                                registry=r)
         self.webhook_failures = Counter(
             "vqscope_alert_webhook_failures", "Alert notifications that could not be delivered", registry=r
         )

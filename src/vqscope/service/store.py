@@ -45,10 +45,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..errors import ConfigError
+from .idempotency import DEFAULT_TTL_S, IdempotencyKey, IdempotencyKeyReusedError
+from .integrity import check_sqlite_file, open_error, sqlite_file
 
 STATES = ("queued", "running", "done", "failed")
 FINISHED = ("done", "failed")
@@ -146,12 +148,27 @@ class AlertEventRow(Base):
     delivery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class IdempotencyKeyRow(Base):
+    """A submission's Idempotency-Key and the job(s) it made (see idempotency.py)."""
+
+    __tablename__ = "vqscope_idempotency_keys"
+    __table_args__ = (Index("ix_vqscope_idempotency_keys_created_at", "created_at"),)
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # SHA-256 of endpoint + request
+    job_ids: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list, in submission order
+    batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 J = JobRow.__table__.c
 TAGS = JobTagRow.__table__
 DIMS = JobDimensionRow.__table__
 JOBS = JobRow.__table__
 RULES = AlertRuleRow.__table__
 EVENTS = AlertEventRow.__table__
+KEYS = IdempotencyKeyRow.__table__
 
 
 # -- plain values handed to the rest of the service ------------------------------------------
@@ -196,6 +213,14 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+
+@dataclass
+class Submitted:
+    """What a keyed submission made, or (`replayed`) what the first request with its key made."""
+
+    jobs: list[Job]
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,6 +292,9 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: a host that drops packets is an outage after this, not after minutes
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     try:
@@ -274,7 +302,11 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            parsed = make_url(url)
+            connect_args: dict[str, Any] = {}
+            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = CONNECT_TIMEOUT_S  # a silent host fails start in seconds
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args)
     except NoSuchModuleError:
         raise ConfigError(f"no SQLAlchemy dialect for {safe_url(url)}") from None
     except ModuleNotFoundError as exc:
@@ -299,16 +331,26 @@ class JobStore:
     """Every read and write of jobs, tags, dimension scores and alert state."""
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time, migrate: bool = True):
+        """Open (and migrate) the database. A SQLite file is checked first, read-only: an empty,
+        foreign or damaged file is refused (StorageError) before anything is written to it; an
+        unreachable server is a DatabaseUnavailableError naming the host, never the password."""
         self.url = normalise_url(url)
+        path = sqlite_file(self.url)
+        if path is not None:
+            check_sqlite_file(path)
         self.engine = make_engine(self.url)
         self.clock = clock
+        self._purged_keys_at = float("-inf")
         if migrate:
+            from alembic.util import CommandError
+
             from .migrations import upgrade
 
             try:
                 upgrade(self.engine)
-            except OperationalError as exc:
-                raise ConfigError(f"cannot open database {safe_url(self.url)}: {exc.orig}") from None
+            except (DBAPIError, CommandError) as exc:
+                self.engine.dispose()
+                raise open_error(self.url, exc) from None
 
     @property
     def dialect(self) -> str:
@@ -328,31 +370,87 @@ class JobStore:
     # -- submitting ---------------------------------------------------------------------
     def submit(self, jobs: Sequence[NewJob], *, batch_id: str | None = None, max_attempts: int = 3) -> list[Job]:
         """Insert jobs in one transaction: a batch is accepted whole or not at all."""
-        now = self.clock()
-        seqs = []
         with self.engine.begin() as conn:
-            for job in jobs:
-                result = conn.execute(
-                    insert(JOBS).values(
-                        id=job.id or uuid.uuid4().hex,
-                        state="queued",
-                        source_kind=job.source_kind,
-                        source=job.source,
-                        video=job.video,
-                        options=json.dumps(job.options),
-                        batch_id=batch_id,
-                        delete_source=job.delete_source,
-                        created_at=now,
-                        attempts=0,
-                        max_attempts=max_attempts,
-                    )
-                )
-                seq = int(result.inserted_primary_key[0])
-                seqs.append(seq)
-                tags = sorted(set(job.tags))
-                if tags:
-                    conn.execute(insert(TAGS), [{"job_seq": seq, "tag": t} for t in tags])
+            seqs, _ = self._insert_jobs(conn, jobs, batch_id, max_attempts, self.clock())
         return self._by_seqs(seqs)
+
+    def submit_idempotent(self, jobs: Sequence[NewJob], key: IdempotencyKey, *, batch_id: str | None = None,
+                          max_attempts: int = 3, ttl_s: float = DEFAULT_TTL_S) -> Submitted:
+        """Submit once per key: the jobs and the key are committed in one transaction, so a retry
+        finds the key exactly when the jobs exist. Two requests racing with one key: the key's
+        primary key lets one commit; the other rolls back and answers with the winner's jobs."""
+        found = self.replay(key, ttl_s)
+        if found is not None:
+            return found
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                self._purge_keys(conn, now, ttl_s)
+                if ttl_s:  # the key may be there, expired: it is free again (a live one stays: IntegrityError)
+                    conn.execute(delete(KEYS).where(KEYS.c.scope == key.scope, KEYS.c.key == key.key,
+                                                    KEYS.c.created_at < now - ttl_s))
+                seqs, ids = self._insert_jobs(conn, jobs, batch_id, max_attempts, now)
+                conn.execute(insert(KEYS).values(scope=key.scope, key=key.key, fingerprint=key.fingerprint,
+                                                 job_ids=json.dumps(ids), batch_id=batch_id, created_at=now))
+        except IntegrityError:
+            found = self.replay(key, ttl_s)  # the same key was committed meanwhile: answer with its jobs
+            if found is None:
+                raise  # not the key's conflict
+            return found
+        return Submitted(self._by_seqs(seqs))
+
+    def replay(self, key: IdempotencyKey, ttl_s: float = DEFAULT_TTL_S) -> Submitted | None:
+        """The job(s) an earlier request with this key made; None if the key is new (or expired);
+        IdempotencyKeyReusedError if it was used for a different request."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(KEYS.c.fingerprint, KEYS.c.job_ids, KEYS.c.created_at)
+                .where(KEYS.c.scope == key.scope, KEYS.c.key == key.key)
+            ).first()
+            if row is None or (ttl_s and row.created_at < self.clock() - ttl_s):
+                return None
+            if row.fingerprint != key.fingerprint:
+                raise IdempotencyKeyReusedError(
+                    "this Idempotency-Key was already used for a different request; use a new key for a new request")
+            ids = json.loads(row.job_ids)
+            rows = conn.execute(select(JOBS).where(J.id.in_(ids))).mappings().all()
+            by_id = {j.id: j for j in self._jobs(conn, rows)}
+        return Submitted([by_id[i] for i in ids if i in by_id], replayed=True)
+
+    def _purge_keys(self, conn: Any, now: float, ttl_s: float) -> None:
+        """Forget expired keys, at most once a minute per process (an indexed range delete)."""
+        if ttl_s and now - self._purged_keys_at >= 60.0:
+            conn.execute(delete(KEYS).where(KEYS.c.created_at < now - ttl_s))
+            self._purged_keys_at = now
+
+    def _insert_jobs(self, conn: Any, jobs: Sequence[NewJob], batch_id: str | None, max_attempts: int,
+                     now: float) -> tuple[list[int], list[str]]:
+        seqs: list[int] = []
+        ids: list[str] = []
+        for job in jobs:
+            job_id = job.id or uuid.uuid4().hex
+            result = conn.execute(
+                insert(JOBS).values(
+                    id=job_id,
+                    state="queued",
+                    source_kind=job.source_kind,
+                    source=job.source,
+                    video=job.video,
+                    options=json.dumps(job.options),
+                    batch_id=batch_id,
+                    delete_source=job.delete_source,
+                    created_at=now,
+                    attempts=0,
+                    max_attempts=max_attempts,
+                )
+            )
+            seq = int(result.inserted_primary_key[0])
+            seqs.append(seq)
+            ids.append(job_id)
+            tags = sorted(set(job.tags))
+            if tags:
+                conn.execute(insert(TAGS), [{"job_seq": seq, "tag": t} for t in tags])
+        return seqs, ids
 
     # -- reading ------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -441,12 +539,13 @@ class JobStore:
                     J.state == "running", J.lease_expires_at < now
                 )
                 with self.engine.begin() as conn:
-                    if attempts >= max_attempts:  # it stopped its worker every time: give up
+                    if attempts >= max_attempts:  # started that often and never finished: give up
                         conn.execute(
                             update(JOBS).where(J.seq == seq, still).values(
                                 state="failed", finished_at=now, worker=None, lease_expires_at=None,
                                 error_kind="gave_up",
-                                error_message=f"scoring was interrupted {attempts} times (the worker died); giving up",
+                                error_message=f"scoring was started {attempts} times and never finished (its worker "
+                                              "died or was stopped each time); giving up",
                             )
                         )
                         continue
@@ -494,21 +593,38 @@ class JobStore:
         return True
 
     def fail(self, job: Job, kind: str, message: str, model: str | None = None) -> bool:
+        """Record a failure of *this attempt* (the Job as claimed): a failure noticed late, e.g. a
+        timeout, never fails a later attempt that another worker took over and may finish."""
+        attempt = [J.worker == job.worker, J.attempts == job.attempts] if job.worker else []
         with self.engine.begin() as conn:
             return conn.execute(
-                update(JOBS).where(J.seq == job.seq, J.state == "running").values(
+                update(JOBS).where(J.seq == job.seq, J.state == "running", *attempt).values(
                     state="failed", finished_at=self.clock(), worker=None, lease_expires_at=None,
                     error_kind=kind, error_message=message, model=model,
                 )
             ).rowcount == 1
 
-    def release(self, worker: str) -> int:
-        """Put a stopping worker's jobs back in the queue (a clean shutdown is not an attempt)."""
+    def release(self, worker: str, seqs: Iterable[int] | None = None, *, spare: Iterable[int] = (),
+                spare_up_to: int = 0) -> int:
+        """Put a worker's running jobs (all, or those of `seqs`) back in the queue.
+
+        `attempts` counts every start and is never lowered here: a lowered count is how a job
+        that hangs was retried forever across restarts. A clean shutdown is not the job's fault,
+        so the jobs of `spare` (the pool's: in flight and within their time limit) get one more
+        start instead, `max_attempts` + 1, but only while `max_attempts` < `spare_up_to`: over
+        its life a job gets a bounded number of such spares, so even one that hangs within its
+        limit at every restart ends "gave_up". A job past its limit, or whose worker died, gets none.
+        """
+        where = [J.worker == worker, J.state == "running"]
+        if seqs is not None:
+            where.append(J.seq.in_(list(seqs)))
+        spare = list(spare)
         with self.engine.begin() as conn:
+            if spare:
+                conn.execute(update(JOBS).where(*where, J.seq.in_(spare), J.max_attempts < spare_up_to).values(
+                    max_attempts=J.max_attempts + 1))
             return conn.execute(
-                update(JOBS).where(J.worker == worker, J.state == "running").values(
-                    state="queued", worker=None, lease_expires_at=None, attempts=J.attempts - 1,
-                )
+                update(JOBS).where(*where).values(state="queued", worker=None, lease_expires_at=None)
             ).rowcount
 
     # -- what the dashboard and alerts read ---------------------------------------------

@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
                            database_url=args.db,
-                           path_roots=tuple(Path(p) for p in getattr(args, "path_root", []) or ()))
+                           # the local user is the operator: any path, unless confined with --path-root
+                           path_roots=tuple(Path(p) for p in getattr(args, "path_root", []) or ()) or None)
     config.prepare()
     jobs = JobStore(config.resolved_database_url())
     try:

@@ -1,5 +1,7 @@
 // vqscope dashboard: fetches /api/dashboard and draws it as inline SVG.
 // No libraries and no external requests, so the page works offline and under a strict CSP.
+// Where the server needs a token to read (--read-token, --private-reads), a 401 shows a small
+// form; the token is kept in sessionStorage (this tab only) and sent as a Bearer header.
 // Every chart element carries data-* attributes with the numbers it shows (for tests and for
 // anyone inspecting the page); <title> children give hover tooltips without any script.
 "use strict";
@@ -264,16 +266,60 @@
     }
   }
 
+  const TOKEN_KEY = "vqscope.token";
+  function storedToken() {
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+  }
+  function keepToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled: the token lasts until the page is reloaded */ }
+    memoryToken = token || null;
+  }
+  let memoryToken = storedToken();
+  function authHeaders() {
+    return memoryToken ? { Authorization: "Bearer " + memoryToken } : {};
+  }
+  function askForToken(message) {
+    $("board").hidden = true;
+    $("login").hidden = false;
+    $("login-why").textContent = message;
+    $("forget").hidden = true;
+    $("status").textContent = message;
+    document.body.dataset.error = "unauthorized";
+    $("token").focus();
+  }
+  async function failure(response) {
+    let message = "HTTP " + response.status;
+    try {
+      const body = await response.json();
+      if (body && body.message) message += ": " + body.message;
+    } catch (e) { /* not JSON: the status says enough */ }
+    return new Error(message);
+  }
+
   let timer = null;
   async function refresh() {
+    if (!$("login").hidden && !memoryToken) return;  // waiting for the token: no request, no repeated 401
     const params = new URLSearchParams({ window: $("window").value });
     const tag = $("tag").value.trim();
     if (tag) params.set("tag", tag);
     history.replaceState(null, "", "?" + params.toString());
     try {
-      const response = await fetch("/api/dashboard?" + params.toString(), { cache: "no-store" });
-      if (!response.ok) throw new Error("HTTP " + response.status);
+      const response = await fetch("/api/dashboard?" + params.toString(),
+        { cache: "no-store", headers: authHeaders() });
+      if (response.status === 401) {
+        const had = Boolean(memoryToken);
+        keepToken(null);
+        askForToken(had ? "The token was not accepted: enter a valid read token."
+          : "This server needs a token to show its data: ask its operator for a read token.");
+        return;
+      }
+      if (!response.ok) throw await failure(response);
       const data = await response.json();
+      $("login").hidden = true;
+      $("board").hidden = false;
+      $("forget").hidden = !memoryToken;
       drawSummary(data);
       drawTrend(data);
       drawGrades(data);
@@ -299,6 +345,19 @@
   $("window").addEventListener("change", refresh);
   $("tag").addEventListener("change", refresh);
   $("auto").addEventListener("change", schedule);
+  $("login").addEventListener("submit", (event) => {
+    event.preventDefault();  // no navigation: the token goes in a header, never in a URL
+    const token = $("token").value.trim();
+    if (!token) return;
+    keepToken(token);
+    $("token").value = "";
+    $("status").textContent = "loading…";
+    refresh();
+  });
+  $("forget").addEventListener("click", () => {
+    keepToken(null);
+    askForToken("Token forgotten: enter a token to show the data again.");
+  });
   schedule();
   refresh();
 })();
