@@ -93,3 +93,23 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+# -- the job store on SQLite and PostgreSQL ------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg_server():
+    """A throwaway PostgreSQL server for the module (skipped with a reason where absent)."""
+    from service_support import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """A database URL: a SQLite file, or a fresh database on the throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    from service_support import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_server"))

@@ -37,6 +37,16 @@ def tiny_model_file(folder: Path, seed: int = 0) -> str:
     return str(tiny_model(seed=seed).save(Path(folder) / f"tiny-{seed}.safetensors"))
 
 
+class Clock:
+    """A clock the test moves by hand (`clock.now += 60`), for stores and monitors."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

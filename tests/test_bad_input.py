@@ -41,6 +41,37 @@ def _faststart_mp4(path, n=96) -> bytes:
     return path.read_bytes()
 
 
+def audio_only_file(path) -> str:
+    """An AAC file with no picture stream."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return str(path)
+
+
+def truncated_mp4(folder) -> str:
+    """A faststart MP4 cut at 60%: its index promises more than the file holds."""
+    data = _faststart_mp4(folder / "full-for-cut.mp4")
+    (folder / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    return str(folder / "cut.mp4")
+
+
+def damaged_mp4(folder) -> str:
+    """A faststart MP4 with random bytes written over its packets."""
+    data = bytearray(_faststart_mp4(folder / "full-for-damage.mp4"))
+    rng = np.random.default_rng(0)
+    for offset in range(len(data) // 5, len(data) - 200, 97):
+        data[offset : offset + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    (folder / "damaged.mp4").write_bytes(bytes(data))
+    return str(folder / "damaged.mp4")
+
+
 def test_missing_path(capsys, tmp_path):
     code, _, err = run_cli(capsys, "probe", str(tmp_path / "nope.mp4"))
     assert_one_line_error(code, err, errors.InputNotFoundError, "no such file")
@@ -80,25 +111,12 @@ def test_still_image_is_not_a_video(capsys, tmp_path):
 
 
 def test_audio_only(capsys, tmp_path):
-    path = tmp_path / "song.m4a"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=44100)
-        for i in range(20):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 44100, i * 1024
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    code, _, err = run_cli(capsys, "score", str(path))
+    code, _, err = run_cli(capsys, "score", audio_only_file(tmp_path / "song.m4a"))
     assert_one_line_error(code, err, errors.NoVideoStreamError, "audio only")
 
 
 def test_truncated_stream(capsys, tmp_path):
-    data = _faststart_mp4(tmp_path / "full.mp4")
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: int(len(data) * 0.6)])
-    code, _, err = run_cli(capsys, "score", str(cut))
+    code, _, err = run_cli(capsys, "score", truncated_mp4(tmp_path))
     assert_one_line_error(code, err, errors.TruncatedVideoError, "truncated")
 
 
@@ -112,13 +130,7 @@ def test_mp4_cut_before_its_index(capsys, tmp_path):
 
 
 def test_corrupt_stream(capsys, tmp_path):
-    data = bytearray(_faststart_mp4(tmp_path / "full.mp4"))
-    rng = np.random.default_rng(0)
-    for offset in range(len(data) // 5, len(data) - 200, 97):
-        data[offset : offset + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
-    code, _, err = run_cli(capsys, "score", str(bad))
+    code, _, err = run_cli(capsys, "score", damaged_mp4(tmp_path))
     assert_one_line_error(code, err, errors.CorruptVideoError, "damaged")
 
 

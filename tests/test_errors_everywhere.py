@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from conftest import textured_frames
-from test_bad_input import _faststart_mp4
+from test_bad_input import audio_only_file, damaged_mp4, truncated_mp4
 from test_model import tiny_model
 from vqscope import errors
 from vqscope.backbones.registry import BackboneSpec, FrameInput, register
@@ -75,39 +75,6 @@ def _model_with_missing_weights() -> Model:
     network = PredictionNetwork(HeadConfig(in_dim=features.dim, hidden=(4,)))
     info = ModelInfo("noweights", 1, "test", training={"data": "none"}, card={"summary": "test"})
     return Model(info, features, network, Calibration.fit([20.0, 50.0, 80.0], "unit", "f" * 64))
-
-
-def _audio_only(path: Path) -> str:
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=44100)
-        for i in range(20):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 44100, i * 1024
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return str(path)
-
-
-def _damaged(tmp: Path) -> str:
-    import numpy as np
-
-    data = bytearray(_faststart_mp4(tmp / "full-for-damage.mp4"))
-    rng = np.random.default_rng(0)
-    for offset in range(len(data) // 5, len(data) - 200, 97):
-        data[offset: offset + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
-    (tmp / "damaged.mp4").write_bytes(bytes(data))
-    return str(tmp / "damaged.mp4")
-
-
-def _truncated(tmp: Path) -> str:
-    data = _faststart_mp4(tmp / "full-for-cut.mp4")
-    (tmp / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
-    return str(tmp / "cut.mp4")
 
 
 def _closed_port() -> int:
@@ -181,9 +148,9 @@ def cases(tmp_path, video_factory, monkeypatch, request):
         11: lambda: Case(["probe", text("locked.mp4", "x")], setup="locked"),
         12: lambda: Case(["score", text("empty.mp4", "")]),
         13: lambda: Case(["score", text("notes.mp4", "a shopping list, not a video\n" * 20)]),
-        14: lambda: Case(["score", _audio_only(tmp_path / "song.m4a")]),
-        15: lambda: Case(["score", _damaged(tmp_path)]),
-        16: lambda: Case(["score", _truncated(tmp_path)]),
+        14: lambda: Case(["score", audio_only_file(tmp_path / "song.m4a")]),
+        15: lambda: Case(["score", damaged_mp4(tmp_path)]),
+        16: lambda: Case(["score", truncated_mp4(tmp_path)]),
         17: lambda: Case(["score", write_video(tmp_path / "one.mp4", textured_frames(1, 72, 128), 24)]),
         18: lambda: Case(["probe", str(tmp_path)]),
         20: lambda: Case(["score", good, "--model", "nosuch@9"]),

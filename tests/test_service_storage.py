@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service_support import AUTH, TOKEN, TestClient, fresh_database, free_port, postgres_server, tiny_model_file
+from service_support import AUTH, TOKEN, Clock, TestClient, fresh_database, free_port, tiny_model_file
 from vqscope.cli import main
 from vqscope.errors import (
     CorruptDatabaseError,
@@ -38,27 +38,6 @@ from vqscope.service.leftovers import GRACE_S, clean_leftovers
 from vqscope.service.store import JOBS, JobStore, NewJob
 
 HOUR = 3600.0
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return fresh_database(request.getfixturevalue("pg_server"))
 
 
 def sqlite_url(path: Path) -> str:

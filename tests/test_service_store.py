@@ -13,34 +13,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from service_support import fresh_database, postgres_server, synthetic_result
+from service_support import Clock, synthetic_result
 from vqscope.service.alerts import AlertMonitor, AlertRule, evaluate
 from vqscope.service.dashboard import bucket_seconds, build_dashboard
 from vqscope.service.migrations import VERSION_TABLE, current, head
 from vqscope.service.store import Base, JobFilter, JobStore, NewJob
 import vqscope.studies.store  # noqa: F401  (the study tables share the job store's schema)
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request, tmp_path):
-    """A database URL: a SQLite file, or a fresh database on the throwaway PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return fresh_database(request.getfixturevalue("pg_server"))
 
 
 @pytest.fixture

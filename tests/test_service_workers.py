@@ -24,7 +24,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service_support import AUTH, TOKEN, TestClient, fresh_database, postgres_server, tiny_model_file, wait_until
+from service_support import AUTH, TOKEN, Clock, TestClient, fresh_database, tiny_model_file, wait_until
 from vqscope.cli import main
 from vqscope.service import ServiceConfig, create_app
 from vqscope.service.job_limits import CAP_S, FLOOR_S, JobLimits
@@ -322,20 +322,6 @@ def test_healthz_reports_a_dead_heartbeat(tmp_path, media, monkeypatch):
 
 
 # -- leases and attempts --------------------------------------------------------------------------------
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    with postgres_server() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else fresh_database(
