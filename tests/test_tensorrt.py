@@ -26,6 +26,7 @@ pytest.importorskip("onnx", reason="the ONNX export needs onnx (pip install 'vqs
 from vqscope.calibration import Calibration  # noqa: E402
 from vqscope.cli import main  # noqa: E402
 from vqscope.errors import ConfigError, ModelFileError, RuntimeUnavailableError  # noqa: E402
+from vqscope.export import providers  # noqa: E402
 from vqscope.export import tensorrt as trtmod  # noqa: E402
 from vqscope.features import FeatureConfig  # noqa: E402
 from vqscope.heads import HeadConfig, PredictionNetwork  # noqa: E402
@@ -190,21 +191,21 @@ CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecu
 
 
 def test_provider_choice():
-    assert trtmod.onnx_providers([CPU], tensorrt_present=False) == [CPU]
-    assert trtmod.onnx_providers([CUDA, CPU], tensorrt_present=False) == [CUDA, CPU]
+    assert providers.onnx_providers([CPU], tensorrt_present=False) == [CPU]
+    assert providers.onnx_providers([CUDA, CPU], tensorrt_present=False) == [CUDA, CPU]
     # onnxruntime-gpu lists TensorRT even where its libraries are absent: not chosen then
-    assert trtmod.onnx_providers([TRT, CUDA, CPU], tensorrt_present=False) == [CUDA, CPU]
-    chosen = trtmod.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, engine_cache="/c")
+    assert providers.onnx_providers([TRT, CUDA, CPU], tensorrt_present=False) == [CUDA, CPU]
+    chosen = providers.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, engine_cache="/c")
     assert chosen[1:] == [CUDA, CPU] and chosen[0][0] == TRT
     assert chosen[0][1] == {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": "/c"}
-    assert trtmod.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, wanted="cuda,cpu") == [CUDA, CPU]
-    assert trtmod.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, wanted="cuda") == [CUDA]
+    assert providers.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, wanted="cuda,cpu") == [CUDA, CPU]
+    assert providers.onnx_providers([TRT, CUDA, CPU], tensorrt_present=True, wanted="cuda") == [CUDA]
     with pytest.raises(RuntimeUnavailableError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
-        trtmod.onnx_providers([CPU], tensorrt_present=False, wanted="cuda")
+        providers.onnx_providers([CPU], tensorrt_present=False, wanted="cuda")
     with pytest.raises(RuntimeUnavailableError, match="TensorrtExecutionProvider"):
-        trtmod.onnx_providers([TRT, CPU], tensorrt_present=False, wanted="tensorrt")
+        providers.onnx_providers([TRT, CPU], tensorrt_present=False, wanted="tensorrt")
     with pytest.raises(ConfigError, match="unknown provider"):
-        trtmod.onnx_providers([CPU], tensorrt_present=False, wanted="rocm")
+        providers.onnx_providers([CPU], tensorrt_present=False, wanted="rocm")
 
 
 def test_sessions_get_the_chosen_providers(monkeypatch, tmp_path):
@@ -223,12 +224,12 @@ def test_sessions_get_the_chosen_providers(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ort, "InferenceSession", spy)
     monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
-    monkeypatch.setattr(trtmod, "tensorrt_libraries_present", lambda: True)
-    monkeypatch.delenv(trtmod.PROVIDERS_ENV, raising=False)
+    monkeypatch.setattr(providers, "tensorrt_libraries_present", lambda: True)
+    monkeypatch.delenv(providers.PROVIDERS_ENV, raising=False)
     _session(path, 1)
     assert [p if isinstance(p, str) else p[0] for p in seen["providers"]] == [TRT, CUDA, CPU]
     assert seen["providers"][0][1]["trt_engine_cache_path"] == str(tmp_path / "ort-trt-cache")
-    monkeypatch.setenv(trtmod.PROVIDERS_ENV, "cpu")
+    monkeypatch.setenv(providers.PROVIDERS_ENV, "cpu")
     _session(path, 1)
     assert seen["providers"] == [CPU]
 

@@ -282,7 +282,7 @@ def _session(path: Path, threads: int | None):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    from .tensorrt import session_providers  # TensorRT, then CUDA where onnxruntime-gpu offers them, then CPU
+    from .providers import session_providers  # TensorRT, then CUDA where onnxruntime-gpu offers them, then CPU
 
     return ort.InferenceSession(str(path), options, providers=session_providers(ort, Path(path)))
 

@@ -1,5 +1,5 @@
-"""TensorRT engines of a model's learned parts, scoring through them, and the choice of ONNX
-Runtime's GPU execution providers.
+"""TensorRT engines of a model's learned parts, and scoring through them. (ONNX Runtime's own
+TensorRT and CUDA execution providers are chosen in providers.py.)
 
 An engine folder is built from the ONNX export (`export_onnx`): one FP16 engine per learned
 backbone and one for the heads, each with an optimisation profile over the batch dimension
@@ -83,62 +83,6 @@ def gpu_identity() -> dict[str, str]:
     index = torch.cuda.current_device()
     major, minor = torch.cuda.get_device_capability(index)
     return {"gpu": torch.cuda.get_device_name(index), "compute_capability": f"{major}.{minor}"}
-
-
-# -- ONNX Runtime's execution providers ---------------------------------------------------------
-PROVIDERS_ENV = "VQSCOPE_ORT_PROVIDERS"
-_PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
-                   "cpu": "CPUExecutionProvider"}
-
-
-def tensorrt_libraries_present() -> bool:
-    """Whether TensorRT's libraries can be found (ONNX Runtime's TensorRT provider needs them)."""
-    import ctypes.util
-
-    return importlib.util.find_spec("tensorrt") is not None or ctypes.util.find_library("nvinfer") is not None
-
-
-def onnx_providers(available: Sequence[str], *, tensorrt_present: bool, engine_cache: str | os.PathLike[str] | None = None,
-                   wanted: str | None = None) -> list[Any]:
-    """Execution providers for an ONNX Runtime session, fastest first, CPU always last.
-
-    TensorRT (FP16, engines cached beside the ONNX files) when onnxruntime-gpu offers it and
-    TensorRT's libraries are installed; CUDA when offered; then the CPU. `wanted` (or the
-    VQSCOPE_ORT_PROVIDERS environment variable), a comma list of tensorrt/cuda/cpu, limits the
-    choice, e.g. `cuda,cpu` to compare providers; naming one that is not available is an error.
-    """
-    order = ["tensorrt", "cuda", "cpu"]
-    if wanted:
-        names = [w.strip().lower() for w in wanted.split(",") if w.strip()]
-        unknown = [n for n in names if n not in _PROVIDER_NAMES]
-        if unknown:
-            raise ConfigError(f"{PROVIDERS_ENV}: unknown provider {unknown[0]!r} (use tensorrt, cuda, cpu)")
-        missing = [n for n in names if n != "cpu" and _PROVIDER_NAMES[n] not in available]
-        if "tensorrt" in names and not tensorrt_present and "tensorrt" not in missing:
-            missing.append("tensorrt")
-        if missing:
-            raise RuntimeUnavailableError(
-                f"ONNX Runtime here offers no {_PROVIDER_NAMES[missing[0]]} (available: {', '.join(available)}): "
-                "pip install onnxruntime-gpu (and tensorrt for the TensorRT provider) on a machine with an NVIDIA GPU"
-            )
-        order = [n for n in order if n in names]
-    providers: list[Any] = []
-    if "tensorrt" in order and _PROVIDER_NAMES["tensorrt"] in available and tensorrt_present:
-        options: dict[str, Any] = {"trt_fp16_enable": True, "trt_engine_cache_enable": True}
-        if engine_cache is not None:
-            options["trt_engine_cache_path"] = str(engine_cache)
-        providers.append((_PROVIDER_NAMES["tensorrt"], options))
-    if "cuda" in order and _PROVIDER_NAMES["cuda"] in available:
-        providers.append(_PROVIDER_NAMES["cuda"])
-    if "cpu" in order or not providers:
-        providers.append(_PROVIDER_NAMES["cpu"])
-    return providers
-
-
-def session_providers(ort: Any, onnx_path: Path) -> list[Any]:
-    """`onnx_providers` for this ONNX Runtime install and this environment."""
-    return onnx_providers(ort.get_available_providers(), tensorrt_present=tensorrt_libraries_present(),
-                          engine_cache=onnx_path.parent / "ort-trt-cache", wanted=os.environ.get(PROVIDERS_ENV))
 
 
 # -- building engines ---------------------------------------------------------------------------
@@ -411,5 +355,5 @@ def use_tensorrt(model: "Model", folder: str | os.PathLike[str] | None = None, *
     return model
 
 
-__all__ = ["BatchProfile", "EngineManifest", "export_tensorrt", "use_tensorrt", "check_tensorrt", "onnx_providers",
+__all__ = ["BatchProfile", "EngineManifest", "export_tensorrt", "use_tensorrt", "check_tensorrt",
            "export_fp16_onnx", "build_engine", "weak_fp16_supported"]

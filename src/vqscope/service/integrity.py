@@ -56,6 +56,14 @@ _KNOWN_HEADERS = (  # what a wrong file most often is, to say so
 _BUSY = ("database is locked", "database is busy", "database table is locked")
 
 
+
+def safe_url(url: str) -> str:
+    """A database URL as messages show it: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
 def sqlite_file(url: str) -> Path | None:
     """The file a sqlite URL names; None for other databases and in-memory ones."""
     try:
@@ -139,8 +147,6 @@ def _inspect(path: Path, mode: str = "ro") -> tuple[list[str], list[str]]:
 
 def open_error(url: str, exc: BaseException) -> VQScopeError:
     """The one-line, typed error for a database that failed to open or migrate (no credentials)."""
-    from .store import safe_url
-
     where = safe_url(url)
     path = sqlite_file(url)
     orig = getattr(exc, "orig", None) or exc

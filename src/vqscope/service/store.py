@@ -50,7 +50,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..errors import ConfigError
 from .idempotency import DEFAULT_TTL_S, IdempotencyKey, IdempotencyKeyReusedError
-from .integrity import check_sqlite_file, open_error, sqlite_file
+from .integrity import check_sqlite_file, open_error, safe_url, sqlite_file
 
 STATES = ("queued", "running", "done", "failed")
 FINISHED = ("done", "failed")
@@ -283,13 +283,6 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
-
-
-def safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: a host that drops packets is an outage after this, not after minutes

@@ -39,6 +39,7 @@ from ..studies.store import Answer, Rater, Study, StudyItem, StudyStore, Task
 from ..taxonomy import DISTORTION_TEXT, DISTORTION_TYPES
 from .sources import display_name, safe_suffix, store_stream
 from .store import JobFilter
+from .times import parse_time
 
 _NOT_VALID = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Rating link not valid</title>'
               '<link rel="stylesheet" href="/static/rate.css"></head><body data-state="error"><main>'
@@ -172,8 +173,6 @@ def add_study_routes(app: FastAPI, service: Any, auth: list[Any], static: Any) -
     @app.post("/api/studies", status_code=201, dependencies=auth, tags=["studies"],
               summary="Create a rating study from server paths, scored jobs or a query over jobs")
     def create_study(req: StudyIn) -> dict[str, Any]:
-        from .app import parse_time
-
         try:
             study_config = StudyConfig(method=req.method, per_rater=req.per_rater, repeats=req.repeats,
                                        instructions=req.instructions, full_view=req.full_view, seed=req.seed)
@@ -182,8 +181,12 @@ def add_study_routes(app: FastAPI, service: Any, auth: list[Any], static: Any) -
         query = None
         if req.query is not None:
             now = jobs.clock()
+            try:
+                since, until = parse_time(req.query.since, now), parse_time(req.query.until, now)
+            except ValueError as exc:
+                raise ConfigError(f"query: {exc}") from None
             query = JobFilter(tags=tuple(req.query.tags), grades=tuple(req.query.grades), model=req.query.model,
-                              since=parse_time(req.query.since, now), until=parse_time(req.query.until, now))
+                              since=since, until=until)
         spec = StudySpec(
             name=req.name, config=study_config, paths=req.paths, jobs=req.jobs, query=query,
             query_limit=req.query.limit if req.query else 1000, select=req.select, bands=req.bands,

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
 # -- the commands ---------------------------------------------------------------------------------
 def _create(args, config, jobs, studies) -> int:
-    from ..service.app import parse_time
+    from ..service.times import parse_time
     from ..service.store import JobFilter
     from .builder import StudySpec, build_study
     from .design import StudyConfig
@@ -171,8 +171,8 @@ def _create(args, config, jobs, studies) -> int:
         try:
             query = JobFilter(tags=tuple(args.tag), grades=tuple(args.grade), since=parse_time(args.since, now),
                               until=parse_time(args.until, now))
-        except Exception as exc:  # parse_time speaks HTTP; say it as a usage error
-            raise ConfigError(str(getattr(exc, "detail", exc))) from None
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     spec = StudySpec(
         name=args.name, config=study_config, paths=list(args.videos),
         jobs=[j.strip() for j in (args.jobs or "").split(",") if j.strip()], query=query, query_limit=args.limit,
