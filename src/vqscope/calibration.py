@@ -19,6 +19,7 @@ result names one of the dimension's distortion types as likely (`grade_dimension
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -265,3 +266,21 @@ def cap_grade(by_score: str, labels: Sequence[str], likely: Sequence[str] = ()) 
     if likely and labels.index(by_score) > labels.index(cap):
         return DimensionGrade(cap, by_score, tuple(likely))
     return DimensionGrade(by_score, by_score)
+
+
+def calibration_set(benchmark: str | None, size: int | None) -> str | None:
+    """The calibration set as messages name it, its size stated once: the recorded name as it
+    is where it already says "<size> videos" (the shipped models' "... corpus v7 (8904 videos)"),
+    else with the size appended ("unit-test set (50 videos)"); a name stating another count
+    keeps it and says how many were used ("set (9000 videos); 8904 used")."""
+    if not benchmark:
+        return None
+    if size is None:
+        return benchmark
+    stated = [int(re.sub(r"\D", "", m)) for m in _STATED.findall(benchmark)]
+    if int(size) in stated:
+        return benchmark
+    return f"{benchmark}; {int(size)} used" if stated else f"{benchmark} ({int(size)} videos)"
+
+
+_STATED = re.compile(r"(?<![\d.,])(\d{1,3}(?:[,\u202f ]\d{3})+|\d+)\s*videos?\b", re.IGNORECASE)

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -83,6 +81,7 @@ from .schemas import (
 from .redact import MARK, install_log_redaction, redact_text, redact_url, redact_webhook, webhook_host
 from .sources import check_path, check_url, display_name, safe_suffix, store_stream
 from .store import STATES, JobFilter, JobStore, NewJob, safe_url
+from .times import parse_time as parse_time_text
 from .studies import STUDY_STATUS, add_study_routes
 from .waiting import JobWaits, TooManyWaits, finished_among
 from .worker import WorkerPool
@@ -93,9 +92,7 @@ _STATUS = {"too_large": 413, "path_not_allowed": 403, "address_not_allowed": 403
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "rate.js": "text/javascript",
-           "rate.css": "text/css"}
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+           "rate.css": "text/css", "favicon.svg": "image/svg+xml"}
 WRITE = {401: {"model": ErrorOut, "description": "missing or wrong token"},
          403: {"model": ErrorOut, "description": "the token's role does not allow this"}}
 
@@ -254,24 +251,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def parse_time(text: str | None, now: float) -> float | None:
-    """ISO 8601 (UTC if no zone), epoch seconds, or a look-back like 90m, 24h, 7d."""
-    if text is None or not text.strip():
-        return None
-    text = text.strip()
-    m = _RELATIVE.match(text)
-    if m:
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    """`times.parse_time`, its refusal a 422."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"{text!r} is not a time (ISO 8601, epoch seconds, or e.g. 24h)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        return parse_time_text(text, now)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -626,6 +610,10 @@ def _add_monitoring_routes(app: FastAPI, service: Service) -> None:
         if name not in _STATIC:
             raise HTTPException(404, f"no static file {name}")
         return Response(_static(name), media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:  # what browsers ask for on pages that name no icon (the JSON API, /docs)
+        return static_file("favicon.svg")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -51,7 +51,7 @@ class Role(IntEnum):
     ADMIN = 3
 
 
-_PUBLIC = {"/healthz", "/", "/dashboard", "/static/{name}", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+_PUBLIC = {"/healthz", "/", "/dashboard", "/static/{name}", "/favicon.ico", "/openapi.json", "/docs", "/docs/oauth2-redirect",
            "/redoc"}
 _PUBLIC_PREFIXES = ("/rate/", "/api/rate/")
 _ADMIN_PREFIXES = ("/api/studies",)

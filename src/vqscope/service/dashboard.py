@@ -4,7 +4,8 @@ The page (static/dashboard.html + dashboard.js) only draws; every number comes f
 what the charts show is exactly what `GET /api/dashboard` returns and can be tested without a
 browser. Percentiles are computed in Python over the window's rows (SQLite has no percentile
 function); a window holds at most `ROW_LIMIT` jobs. Video names that are URLs are shown without
-their credentials or query (redact.py).
+their credentials or query (redact.py); so are the failed jobs' messages (the same text as
+`GET /api/jobs/ID` shows).
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import GRADES
+from ..calibration import GRADES, calibration_set
 from .alerts import iso
 from .redact import redact_text
+from .schemas import public_error, public_video
 from .store import JobStore
 
 WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 _BUCKETS = (60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 ROW_LIMIT = 200_000
+FAILED_N = 5  # the most recent failed jobs listed with their reason
+MESSAGE_CHARS = 300  # a failure's message as listed: one line, at most this long
+
+
+def one_line(text: str | None, limit: int = MESSAGE_CHARS) -> str:
+    """A message on one line (runs of whitespace, newlines included, become one space), cut to `limit`."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def bucket_seconds(window_s: float, max_buckets: int = 48) -> int:
@@ -48,6 +58,7 @@ def build_dashboard(
     now: float | None = None,
     tag: str | None = None,
     worst_n: int = 10,
+    failed_n: int = FAILED_N,
     grade_labels: tuple[str, ...] = GRADES,
     model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -106,6 +117,17 @@ def build_dashboard(
             ],
         })
 
+    # the most recent failures of the window (and tag), newest first, with the reason each one gave
+    failed = []
+    for row in reversed([r for r in rows if r.state == "failed"][-failed_n:] if failed_n > 0 else []):
+        job = store.get(row.id)
+        if job is None:  # removed between the two reads
+            continue
+        failed.append({
+            "id": job.id, "video": public_video(job), "finished_at": iso(job.finished_at), "tags": job.tags,
+            "error": job.error_kind, "message": one_line(public_error(job)),
+        })
+
     values = [getattr(r, basis) for r in done if getattr(r, basis) is not None]
     summary = {
         "finished": len(rows), "done": len(done), "failed": len(rows) - len(done),
@@ -125,8 +147,11 @@ def build_dashboard(
         {"rule": e.rule, "status": e.status, "at": iso(e.at), "message": e.message, "delivered": e.delivered}
         for e in store.events(limit=20)
     ]
+    model = dict(model or {})
+    if model:
+        model["calibration_set"] = calibration_set(model.get("benchmark"), model.get("benchmark_size"))
     return {
         "generated_at": iso(now), "window_s": window_s, "bucket_s": bucket, "since": iso(start), "tag": tag,
-        "basis": basis, "model": model or {}, "summary": summary, "trend": trend, "grades": grades,
-        "dimensions": dimensions, "worst": worst, "alerts": {"rules": rules, "events": events},
+        "basis": basis, "model": model, "summary": summary, "trend": trend, "grades": grades,
+        "dimensions": dimensions, "worst": worst, "failed": failed, "alerts": {"rules": rules, "events": events},
     }

@@ -4,6 +4,8 @@
 // form; the token is kept in sessionStorage (this tab only) and sent as a Bearer header.
 // Every chart element carries data-* attributes with the numbers it shows (for tests and for
 // anyone inspecting the page); <title> children give hover tooltips without any script.
+// Times are shown in UTC everywhere on the page (the axes say so): the server's buckets are
+// aligned to UTC, so a 1 h or 1 day bucket starts on a tick, whatever the browser's time zone.
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
@@ -34,20 +36,50 @@
     const i = Math.max(0, labels.indexOf(grade));
     return SPARE_COLORS[i % SPARE_COLORS.length];
   }
-  function when(ts, bucket) {
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const two = (n) => String(n).padStart(2, "0");
+  function utcDay(ts) {
     const d = new Date(ts * 1000);
-    if (bucket >= 86400) return d.toLocaleDateString([], { month: "short", day: "numeric" });
-    if (bucket >= 3 * 3600) return d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " +
-      d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return MONTHS[d.getUTCMonth()] + " " + d.getUTCDate();
+  }
+  function utcClock(ts, seconds) {
+    const d = new Date(ts * 1000);
+    return two(d.getUTCHours()) + ":" + two(d.getUTCMinutes()) + (seconds ? ":" + two(d.getUTCSeconds()) : "");
+  }
+  // "Jan 5 14:30 UTC" (or without the time for day buckets): tooltips, tables, notifications
+  function when(ts, bucket) {
+    return utcDay(ts) + (bucket >= 86400 ? "" : " " + utcClock(ts)) + " UTC";
+  }
+  function whenIso(text) { return text ? when(Date.parse(text) / 1000, 0) : "–"; }
+
+  // Time axis ticks: the smallest round step that puts at most `maxTicks` ticks on the axis,
+  // every tick a multiple of the step since the epoch, so on round UTC times: on the hour for
+  // steps of hours, at midnight for steps of days, on Mondays for weeks.
+  const MIN = 60, HOUR = 3600, DAY = 86400;
+  const STEPS = [MIN, 2 * MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR, 6 * HOUR,
+    12 * HOUR, DAY, 2 * DAY, 3 * DAY, 7 * DAY, 14 * DAY];
+  const MONDAY = 4 * DAY;  // 1970-01-01 was a Thursday
+  function tickStep(span, maxTicks) {
+    for (const step of STEPS) if (span / step <= maxTicks) return step;
+    return STEPS[STEPS.length - 1];
+  }
+  function timeTicks(t0, t1, step) {
+    const offset = step % (7 * DAY) === 0 ? MONDAY : 0;
+    const out = [];
+    for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) out.push(t);
+    return out;
+  }
+  // a tick's label: the time of day, or the date at midnight and for steps of days
+  function tickLabel(ts, step) {
+    return step >= DAY || ts % DAY === 0 ? utcDay(ts) : utcClock(ts);
   }
   function size(node) {
     const vb = node.viewBox.baseVal;
     return { w: vb.width, h: vb.height };
   }
 
-  // A 0-100 chart over time: grid, y labels, x labels. Returns the scales.
-  function timeFrame(node, t0, t1, bucket) {
+  // A 0-100 chart over time: grid, y labels, x ticks on round UTC times. Returns the scales.
+  function timeFrame(node, t0, t1) {
     const { w, h } = size(node);
     const m = { l: 34, r: 10, t: 8, b: 24 };
     const span = Math.max(t1 - t0, 1);
@@ -57,12 +89,23 @@
       svg("line", { class: "grid", x1: m.l, x2: w - m.r, y1: y(v), y2: y(v) }, node);
       svg("text", { class: "axis", x: m.l - 6, y: y(v) + 4, "text-anchor": "end" }, node, v);
     }
-    const ticks = Math.max(2, Math.min(6, Math.floor((w - m.l - m.r) / 110)));  // labels must not overlap
-    for (let i = 0; i <= ticks; i++) {
-      const ts = t0 + (span * i) / ticks;
-      const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
-      svg("text", { class: "axis", x: x(ts), y: h - 6, "text-anchor": anchor }, node, when(ts, bucket));
+    // at most one tick per 40 px (labels are about 30 px wide), and never more than 12
+    const step = tickStep(span, Math.min(12, (w - m.l - m.r) / 40));
+    node.dataset.tickStep = String(step);
+    const spacing = x(t0 + step) - x(t0);
+    for (const ts of timeTicks(t0, t1, step)) {
+      const label = tickLabel(ts, step);
+      const half = label.length * 3.2;  // about half the label's width at 11 px
+      const at = x(ts);
+      const anchor = at - half < m.l - 4 ? "start" : at + half > w - 2 ? "end" : "middle";
+      svg("line", { class: "tick-line", x1: at, x2: at, y1: m.t, y2: h - m.b + 3 }, node);
+      // a label pushed inwards at an edge must not run into its neighbour's: then the tick stays unlabelled
+      if (anchor !== "middle" && spacing < 3 * half + 6) continue;
+      const day = step < DAY && ts % DAY === 0;  // midnight among hours: the date, in bold
+      svg("text", { class: "axis tick" + (day ? " tick-day" : ""), x: at, y: h - 6, "text-anchor": anchor,
+        "data-ts": ts }, node, label);
     }
+    svg("text", { class: "axis tz", x: m.l - 6, y: h - 6, "text-anchor": "end" }, node, "UTC");
     return { x, y, w, h, m };
   }
   function pathFor(points, key, x, y) {
@@ -108,7 +151,8 @@
     }
     const m = data.model || {};
     let text = "model " + (m.id || "?");
-    if (m.calibrated) text += " · calibrated on " + m.benchmark + " (" + m.benchmark_size + " videos)";
+    // the server names the set with its size once (dashboard.py, calibration_set)
+    text += m.calibrated ? " · calibrated on " + (m.calibration_set || m.benchmark) : " · not calibrated";
     $("model").textContent = text;
   }
 
@@ -120,15 +164,16 @@
     node.dataset.points = String(withData.length);
     node.dataset.jobs = String(withData.reduce((a, p) => a + p.count, 0));
     const scaled = data.basis === "scaled_score";
-    $("trend-hint").textContent = (scaled ? "Scaled score (percentile on the model's calibration set)" :
-      "Score (0-100; the model has no calibration)") + ": median, mean, and the 10th–90th percentile band, per " +
-      (data.bucket_s >= 3600 ? data.bucket_s / 3600 + " h" : data.bucket_s / 60 + " min") + ".";
+    const what = scaled ? "Scaled score (percentile on the model's calibration set)"
+      : (data.model || {}).calibrated ? "Score (0-100)" : "Score (0-100; the model has no calibration)";
+    $("trend-hint").textContent = what + ": median, mean, and the 10th–90th percentile band, per " +
+      (data.bucket_s >= 3600 ? data.bucket_s / 3600 + " h" : data.bucket_s / 60 + " min") + "; times in UTC.";
     legend($("trend-legend"), [["median", "#1d4ed8"], ["mean", "#111827", true], ["p10–p90", "#93c5fd"]]
       .concat(scaled ? [["mean raw score", "#9ca3af", true]] : []));
     if (!pts.length) { empty(node, "no data"); return; }
     const t0 = pts[0].ts;
     const t1 = pts[pts.length - 1].ts + data.bucket_s;
-    const f = timeFrame(node, t0, t1, data.bucket_s);
+    const f = timeFrame(node, t0, t1);
     const mid = (p) => Object.assign({}, p, { ts: p.ts + data.bucket_s / 2 });
     const centred = pts.map(mid);
     // band: one polygon per run of buckets that have data
@@ -192,7 +237,7 @@
     if (!pts.length) return;
     const t0 = pts[0].ts;
     const t1 = pts[pts.length - 1].ts + data.bucket_s;
-    const f = timeFrame(node, t0, t1, data.bucket_s);
+    const f = timeFrame(node, t0, t1);
     const entries = [];
     names.forEach((name, i) => {
       const color = DIM_COLORS[i % DIM_COLORS.length];
@@ -240,10 +285,30 @@
       const g = html("td", {}, row);
       const badge = html("span", { class: "badge" }, g, job.grade || "–");
       badge.style.background = gradeColor(job.grade, labels);
-      html("td", {}, row, job.finished_at ? new Date(job.finished_at).toLocaleString() : "–");
+      html("td", { class: "when" }, row, whenIso(job.finished_at));
       drawTimeline(html("td", {}, row), job, labels);
     }
     $("worst-empty").hidden = data.worst.length > 0;
+  }
+
+  function drawFailed(data) {
+    const body = $("failed").tBodies[0];
+    clear(body);
+    const failed = data.failed || [];
+    for (const job of failed) {
+      const row = html("tr", { class: "failed-row", "data-job": job.id, "data-error": job.error || "" }, body);
+      const name = html("td", { class: "video", title: job.video }, row);
+      html("a", { href: "/api/jobs/" + encodeURIComponent(job.id) }, name, job.video);
+      html("td", { class: "when" }, row, whenIso(job.finished_at));
+      html("td", { class: "kind" }, row, job.error || "–");
+      html("td", { class: "message", title: job.message || "" }, row, job.message || "–");
+    }
+    const total = data.summary.failed;
+    $("failed-hint").textContent = !total ? "" : failed.length < total
+      ? "The " + failed.length + " most recent of " + total + " failed jobs in this window (all: GET /api/jobs?state=failed)."
+      : total + " failed " + (total === 1 ? "job" : "jobs") + " in this window, most recent first.";
+    $("failed").hidden = !failed.length;
+    $("failed-empty").hidden = failed.length > 0;
   }
 
   function drawAlerts(data) {
@@ -262,7 +327,7 @@
     if (!data.alerts.events.length) html("li", { class: "hint" }, events, "None yet.");
     for (const e of data.alerts.events) {
       html("li", { class: "event", "data-status": e.status }, events,
-        new Date(e.at).toLocaleString() + " · " + e.message + (e.delivered ? "" : " (not delivered)"));
+        whenIso(e.at) + " · " + e.message + (e.delivered ? "" : " (not delivered)"));
     }
   }
 
@@ -325,8 +390,9 @@
       drawGrades(data);
       drawDimensions(data);
       drawWorst(data);
+      drawFailed(data);
       drawAlerts(data);
-      $("status").textContent = "updated " + new Date().toLocaleTimeString();
+      $("status").textContent = "updated " + utcClock(Date.now() / 1000, true) + " UTC";
       delete document.body.dataset.error;
       document.body.dataset.ready = String(Number(document.body.dataset.ready || 0) + 1);
     } catch (err) {
