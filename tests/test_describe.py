@@ -49,11 +49,45 @@ def test_no_weakest_dimension_is_named_when_all_share_one_grade():
     assert "Every dimension is excellent." in text and "Weakest dimension" not in text
 
 
+SYNTHETIC_SET = {"benchmark": "vqscope synthetic fine corpus v7 (8904 videos)", "size": 8904}
+
+
 def test_single_head_results_keep_their_old_description():
     r = overall_only_result()
-    assert describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, {}) == (
-        "Fair overall quality (40/100, above 30% of the calibration set). Quality is steady over time.")
+    assert describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, {}, calibration=SYNTHETIC_SET) == (
+        "Fair overall quality (40/100, above 30% of its calibration set, 8,904 synthetic videos). "
+        "Quality is steady over time.")
     assert describe_dimensions(r.dimensions, {}, r.clips) == {"overall": "Overall quality is fair (40)."}
+
+
+def test_the_scaled_score_says_what_the_calibration_set_is():
+    r = overall_only_result()
+
+    def opening(calibration):
+        return describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, {}, calibration=calibration) \
+            .split(". ")[0]
+
+    assert opening(SYNTHETIC_SET) == "Fair overall quality (40/100, above 30% of its calibration set, 8,904 synthetic videos)"
+    # a set whose name does not say it is synthetic is not called so; a short name is quoted
+    assert opening({"benchmark": "konvid test split (1200 videos)", "size": 1200}) == \
+        "Fair overall quality (40/100, above 30% of its calibration set, 1,200 videos (konvid test split))"
+    assert opening({"benchmark": "/data/a.mp4 /data/b.mp4 /data/c.mp4 /data/d.mp4 /data/e.mp4", "size": 5}) == \
+        "Fair overall quality (40/100, above 30% of its calibration set, 5 videos)"
+    # without the model's calibration nothing is claimed about the set
+    assert opening(None) == "Fair overall quality (40/100, above 30% of the calibration set)"
+
+
+def test_a_models_descriptions_name_its_own_calibration_set(video_factory):
+    from test_model import tiny_model
+    from vqscope.model import read_model_file
+    from vqscope.zoo import resolve_model_path
+
+    text = tiny_model().score(video_factory("three_s.mp4", n=72, fps=24)).description
+    assert "% of its calibration set, 50 videos (unit-test set))." in text
+    meta, _ = read_model_file(str(resolve_model_path(None)), tensors=False)  # the shipped default
+    r = overall_only_result()
+    shipped = describe(r.grade, r.score, r.scaled_score, r.clips, r.dimensions, {}, calibration=meta["calibration"])
+    assert f"of its calibration set, {meta['calibration']['size']:,} synthetic videos)" in shipped
 
 
 def test_a_dimension_dip_is_named_when_no_distortion_is_predicted():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +322,9 @@ def test_features_train_eval_score(studies, tmp_path, capsys):
     assert len(memo) == 32 and all(len(row[3]) == 64 for row in memo)  # hashes kept for the next run
 
     assert main(["train", str(s / "train.toml"), "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # each dataset's line: the config's name, then the dataset's where it differs, never one twice
+    assert "vqscope: lab1: csv: 16 found" in err and not re.search(r"^vqscope: ([\w.-]+): \1:", err, re.M)
     model_path = s / "two-labs-1.safetensors"
     assert f"wrote {model_path}" in out and "heads: lab1, lab2, primary: lab2" in out and "test lab1: SROCC" in out
     meta, _ = read_model_file(str(model_path), tensors=False)

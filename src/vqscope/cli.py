@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_SOME_FAILED, ConfigError, VQScopeError
+from .output import name_once
 from .sampling import check_clip_options
 
 
@@ -536,29 +537,44 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_many(model: Any, paths: list[str], args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from .output import ResultFile
+    """Several videos (or --out): to a results file, as JSON lines (--json), else a summary table
+    printed at the end (vqscope.output.summary); failures are noted as they happen."""
+    from .output import ResultFile, summary
 
     out = ResultFile(args.out) if args.out else None
     skip = out.scored(model.id) if out is not None else set()
     todo = [p for p in paths if p not in skip]
     failures = 0
+    shown: list[dict[str, Any]] = []
     show = not args.no_progress and sys.stderr.isatty()
-    with _Progress(len(todo), enabled=show) as progress:
-        for path, record in _records(model, todo, args, options, progress):
-            record = _only_record(record, getattr(args, "dimensions", None))
-            if record["status"] != "ok":
-                failures += 1
-                progress.note(f"skipped {path}: {record.get('message', record.get('error'))}")
-            if out is not None:
-                out.write(record)
-            if args.json or out is None:
-                print(json.dumps(record, ensure_ascii=False), flush=True)
-            progress.advance()
+    try:
+        with _Progress(len(todo), enabled=show) as progress:
+            for path, record in _records(model, todo, args, options, progress):
+                record = _only_record(record, getattr(args, "dimensions", None))
+                if record["status"] != "ok":
+                    failures += 1
+                    progress.note("skipped " + name_once(path, str(record.get("message") or record.get("error"))))
+                if out is not None:
+                    out.write(record)
+                if args.json:
+                    print(json.dumps(record, ensure_ascii=False), flush=True)
+                elif out is None:
+                    shown.append(record)
+                progress.advance()
+    finally:
+        if out is not None:
+            out.close()  # also on an interrupt: the rows so far are folded in, one per video
+    if shown:
+        order = {p: i for i, p in enumerate(paths)}  # workers finish in any order; the table follows the input
+        shown.sort(key=lambda r: order.get(str(r.get("video")), len(order)))
+        console = _stdout_console()
+        for part in summary(shown, console.width):
+            console.print(part, highlight=False)
     if out is not None:
-        out.close()
         done = len(todo) - failures
+        clips = f" (clip timeline in {out.clip_path})" if out.clip_path is not None else ""
         print(
-            f"vqscope: {done} scored, {failures} failed, {len(paths) - len(todo)} already in {args.out}",
+            f"vqscope: {done} scored, {failures} failed, {len(paths) - len(todo)} already in {args.out}{clips}",
             file=sys.stderr,
         )
     return EXIT_SOME_FAILED if failures else 0
@@ -603,29 +619,42 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .zoo import list_models, resolve_model_path
+    from .zoo import format_size, list_models, resolve_model_path
 
     models = list_models()
-    # Which file a bare `vqscope score` uses: the card summary inside an older, immutable model
-    # file may still call itself the default.
+    # The default is whichever file a bare `vqscope score` uses, never what a card says: the
+    # summary inside an older, immutable model file may still call itself the default
+    # (ShippedModel.summary leaves such claims out).
     default = resolve_model_path(None) if models else None
     if args.json:
         print(json.dumps([
             {"id": m.id, "path": str(m.path), "card": str(m.card_path) if m.card_path else None,
              "description": m.description, "summary": m.summary, "size_bytes": m.size_bytes,
-             "default": m.path == default}
+             "size": format_size(m.size_bytes), "default": m.path == default}
             for m in models
         ], indent=2))
         return 0
     from rich.table import Table
 
-    table = Table(title="Shipped models")
-    for col in ("model", "size", "description", "card"):
-        table.add_column(col)
+    console = _stdout_console()
+    folders = {m.card_path.parent for m in models if m.card_path is not None}
+    # Every card beside its model file, in one folder (the shipped zoo): named once, under the
+    # table, so the summaries get the width; otherwise a card column.
+    by_rule = len(folders) == 1 and all(m.card_path == m.path.with_suffix(".md") for m in models)
+    table = Table(title="Shipped models",
+                  caption=f"model cards: NAME-VERSION.md in {folders.pop()}" if by_rule else None)
+    table.add_column("model", no_wrap=True)  # ids are short: the summary wraps
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    if not by_rule:
+        table.add_column("card", overflow="fold")
     for m in models:
         name = f"{m.id} (default)" if m.path == default else m.id
-        table.add_row(name, f"{m.size_bytes / 1e6:.1f} MB", m.summary or m.description, str(m.card_path or ""))
-    _stdout_console().print(table)
+        row = [name, format_size(m.size_bytes), m.summary or m.description]
+        if not by_rule:
+            row.append(str(m.card_path or ""))
+        table.add_row(*row)
+    console.print(table, highlight=False)
     return 0
 
 
@@ -709,7 +738,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
             report = ensure_features([(dataset.name, dataset)], cache, workers, bar)
         print(f"{spec}: {len(dataset.items)} videos: " + describe_report(report, cache.dir), flush=True)
         for path, reason in report.failed.items():
-            _log(f"failed {path}: {reason}")
+            _log(f"failed {name_once(path, reason)}")
         failures += len(report.failed)
     return EXIT_SOME_FAILED if failures else 0
 
@@ -917,7 +946,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     with _Progress(len(bench.videos), enabled=show) as progress:
         def on_video(path: str, score: float | None, error: Exception | None) -> None:
             if error is not None:
-                progress.note(f"skipped {path}: {getattr(error, 'message', error)}")
+                progress.note(f"skipped {name_once(path, str(getattr(error, 'message', error)))}")
             progress.advance()
 
         run = calibrate(model, bench, grades=grades, points=args.points, strict=args.strict,
@@ -939,13 +968,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         }, indent=2))
     else:
         quart = ", ".join(f"p{p:.0f}={cal_raw:.1f}" for p, cal_raw in _quartiles(cal))
-        print(f"{new.id}: calibrated on {cal.benchmark!r}, {cal.size} videos, fingerprint {cal.fingerprint[:16]}")
+        from .calibration import calibration_set
+
+        print(f"{new.id}: calibrated on {calibration_set(cal.benchmark, cal.size)}, fingerprint {cal.fingerprint[:16]}")
         print(f"raw score at percentiles: {quart}")
         print(f"grades ({cal.grades.basis}): " + ", ".join(
             f"{label} from {t:g}" for label, t in zip(cal.grades.labels[1:], cal.grades.thresholds)))
         print(f"wrote {args.out}")
     for path, kind, message in run.failures:
-        _log(f"left out {path}: {kind}: {message}")
+        _log(f"left out {name_once(path, f'{kind}: {message}')}")
     return EXIT_SOME_FAILED if run.failures else 0
 
 
@@ -1159,10 +1190,11 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 # -- presentation ---------------------------------------------------------------------------
-def _stdout_console() -> Any:
-    """A Rich console on stdout that treats a closed pipe (`vqscope score F | head -1`) as the
-    end of the reader's interest, like plain `print` does in `main`: Rich's own handling
-    exits with status 1, which made a successful command look failed."""
+def _stdout_console(width: int | None = None) -> Any:
+    """A Rich console on stdout (`width` None: Rich's own, the terminal's or 80 for a pipe) that
+    treats a closed pipe (`vqscope score F | head -1`) as the end of the reader's interest, like
+    plain `print` does in `main`: Rich's own handling exits with status 1, which made a
+    successful command look failed."""
     from rich.console import Console
 
     class _PipeConsole(Console):
@@ -1170,7 +1202,7 @@ def _stdout_console() -> Any:
             self.quiet = True
             raise BrokenPipeError
 
-    return _PipeConsole()
+    return _PipeConsole(width=width)
 
 
 def _silence_stdout() -> None:
@@ -1183,39 +1215,40 @@ def _silence_stdout() -> None:
         pass
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, console: Any = None) -> None:
+    """One result for a person: the header, the description, a line per dimension (its text
+    wrapped beside the numbers) and the clip timeline, fitted to the console's width
+    (vqscope.output.timeline: columns give way by priority, numbers are never cut)."""
+    from rich.padding import Padding
     from rich.table import Table
 
-    console = _stdout_console()
+    from .output import timeline
+
+    console = console if console is not None else _stdout_console()
     scaled = "n/a" if result.scaled_score is None else f"{result.scaled_score:.0f}"
     console.print(f"[bold]{result.video}[/bold]  ({result.width}x{result.height}, {result.fps:.2f} fps, "
-                  f"{result.duration_s:.1f} s)  model {result.model}")
-    console.print(f"score [bold]{result.score:.1f}[/bold]/100   scaled {scaled}   grade [bold]{result.grade}[/bold]")
-    console.print(result.description)
+                  f"{result.duration_s:.1f} s)  model {result.model}", highlight=False)
+    console.print(f"score [bold]{result.score:.1f}[/bold]/100   scaled {scaled}   grade [bold]{result.grade}[/bold]",
+                  highlight=False)
+    console.print(result.description, highlight=False)
     fine = [k for k in result.dimensions if k != "overall"]
     if fine:
         from .describe import dimension_texts
 
         texts = dimension_texts(result)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")  # the sentence wraps beside the numbers
         for name in fine:
             dim = result.dimensions[name]
-            console.print(f"  {name:<9} {dim.score:5.1f}  {dim.grade:<9} {texts[name]}", highlight=False, soft_wrap=True)
+            grid.add_row(name, f"{dim.score:.1f}", dim.grade, texts[name])
+        console.print(Padding(grid, (0, 0, 0, 2)), highlight=False)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
-    table = Table(title="Clip timeline", show_edge=False)
-    table.add_column("clip", justify="right")
-    table.add_column("time (s)")
-    table.add_column("score", justify="right")
-    for name in fine:
-        if name != "overall":
-            table.add_column(name, justify="right")
-    table.add_column("", no_wrap=True)
-    for c in result.clips:
-        bar = "█" * int(round(c.score / 5))
-        flag = " (padded)" if c.padded else ""
-        extra = [f"{c.dimensions[n].score:.1f}" if n in c.dimensions else "" for n in fine if n != "overall"]
-        table.add_row(str(c.index + 1), f"{c.start_s:.1f}-{c.end_s:.1f}", f"{c.score:.1f}", *extra, bar + flag)
-    console.print(table)
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for part in timeline(result, console):
+        console.print(part, highlight=False)
 
 
 class _Progress:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .calibration import GRADES
 from .result import ClipResult, DimensionScore, Result
@@ -388,6 +388,33 @@ def overall_below_sentence(score: float, dimensions: Mapping[str, DimensionScore
             f"{parts.regression:.0f} from the whole video, without naming a distortion.")
 
 
+_SYNTHETIC = re.compile(r"\bsynth(etic)?\b", re.IGNORECASE)
+_NAMED_SET_CHARS = 40  # a benchmark name longer than this (a list of paths) is not quoted
+
+
+def calibration_set_phrase(calibration: Any = None) -> str:
+    """What the scaled score is a percentile of, as far as the model's calibration says:
+    "its calibration set, 8,904 synthetic videos" where the benchmark's name says it is
+    synthetic, "its calibration set, 50 videos (unit-test set)" where it names something else,
+    "the calibration set" where nothing is known."""
+    if calibration is None:
+        return "the calibration set"
+    get = calibration.get if isinstance(calibration, Mapping) else lambda k: getattr(calibration, k, None)
+    benchmark = str(get("benchmark") or "").strip()
+    try:
+        size = int(get("size") or 0)
+    except (TypeError, ValueError):
+        size = 0
+    if not size:
+        return "its calibration set" + (f" ({benchmark})" if benchmark and len(benchmark) <= _NAMED_SET_CHARS else "")
+    synthetic = bool(_SYNTHETIC.search(benchmark))
+    count = f"{size:,} {'synthetic ' if synthetic else ''}video{'s' if size != 1 else ''}"
+    if synthetic:
+        return f"its calibration set, {count}"
+    name = re.sub(r"\s*\(\d[\d,]* videos?\)$", "", benchmark).strip()
+    return f"its calibration set, {count}" + (f" ({name})" if name and len(name) <= _NAMED_SET_CHARS else "")
+
+
 def _likely_sentence(grade: str, clips: Sequence[ClipResult], distortions: Mapping[str, float]) -> str | None:
     """"Likely distortions: ...", saying where a good or excellent overall grade already counts them."""
     seen = _likely(distortions, tuple(distortions), _DISTORTION_SHOWN)
@@ -411,13 +438,16 @@ def describe(
     padded: bool = False,
     overall: OverallParts | None = None,
     size: SizeNote | None = None,
+    calibration: Any = None,
 ) -> str:
     """The video's paragraph: grade and score, weakest dimension, what pulls overall below every
     dimension (`overall`: how the model made it), likely distortions, the timeline, and notes
-    on padding and on a video far smaller than the training videos (`size`)."""
+    on padding and on a video far smaller than the training videos (`size`). `calibration`
+    (the model's Calibration, or a mapping with its `benchmark` and `size`) says what the set
+    behind the scaled score is (`calibration_set_phrase`)."""
     parts = [f"{_GRADE_PHRASE.get(grade, grade.capitalize())} ({score:.0f}/100"]
     if scaled_score is not None:
-        parts[0] += f", above {scaled_score:.0f}% of the calibration set"
+        parts[0] += f", above {scaled_score:.0f}% of {calibration_set_phrase(calibration)}"
     parts[0] += ")."
     others = {k: v for k, v in (dimensions or {}).items() if k != "overall"}
     sentences = [

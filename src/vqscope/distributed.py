@@ -19,7 +19,12 @@ place. So a killed run loses at most
 the rows it had not yet flushed, any reader (pyarrow, pandas, Spark, `ray.data.read_parquet`)
 reads the folder as one table, and workers never need to see the driver's disk. A re-run skips
 every (video, model) that already has an ``ok`` row and tries failed ones again; at the end of
-a run, rows superseded by a later row of the same (video, model) are dropped from older parts.
+a run, rows superseded by a later row of the same (video, model) are dropped from older parts
+(the latest row stays in its newer part), and parts of an older layout are rewritten in this one.
+
+Rows are those of `vqscope score --out results.parquet` (vqscope.output: flat columns, the clip
+timeline nested in `clips`, the same rounding: scores to 2 decimals, probabilities to 4), plus
+`result`, the whole record as JSON (what `score --out results.jsonl` writes a line of).
 
 Ray is imported only when asked for (`import vqscope` never loads it).
 """
@@ -41,16 +46,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, OutputError, RuntimeUnavailableError, VQScopeError
-from .output import COLUMNS, error_record, flat_row, ok_record
+from .output import COLUMNS, error_record, ok_record, parquet_row, parquet_schema
 
 if TYPE_CHECKING:
     from .features.pipeline import DecodedVideo
     from .model import Model
 
 LIST_COLUMNS = ("path", "url", "video")  # list columns read by name, in this order of preference
-RESULT_COLUMNS = (*COLUMNS, "result")  # the flat result columns, then the whole record as JSON
-_FLOAT = ("score", "scaled_score", "duration_s", "fps", "elapsed_s")
-_INT = ("width", "height")
+RESULT_COLUMNS = (*COLUMNS, "clips", "result")  # score --out's Parquet columns, then the whole record as JSON
 INSTALL_HINT = 'pip install "vqscope[ray]" (or: pip install "ray[data]")'
 
 
@@ -139,22 +142,34 @@ def _parquet_entries(path: Path) -> list[str]:
 
 # -- the output: a folder of Parquet parts ---------------------------------------------------
 def _schema() -> Any:
-    import pyarrow as pa
-
-    return pa.schema([
-        (c, pa.float64() if c in _FLOAT else pa.int64() if c in _INT else pa.bool_() if c == "padded" else pa.string())
-        for c in RESULT_COLUMNS
-    ])
+    return parquet_schema(extra=("result",))
 
 
 def to_row(record: dict[str, Any]) -> dict[str, Any]:
-    """An output record as one Parquet row: the contract's columns, nested fields as JSON text,
-    and the whole record as JSON in `result` (ok rows only)."""
-    row = flat_row(record)
-    row["result"] = json.dumps(record, ensure_ascii=False) if record.get("status") == "ok" else None
-    for c in _FLOAT:
-        row[c] = None if row[c] is None else float(row[c])
+    """An output record as one Parquet row: the flat columns and nested clip timeline of
+    `score --out` (vqscope.output.parquet_row), and the whole record as JSON in `result`
+    (ok rows only), rounded alike."""
+    row = parquet_row(record)
+    if record.get("status") == "ok":
+        whole = dict(record)
+        for c in ("score", "scaled_score"):  # as the contract rounds them (older parts did not)
+            if isinstance(whole.get(c), float):
+                whole[c] = round(whole[c], 2)
+        row["result"] = json.dumps(whole, ensure_ascii=False)
+    else:
+        row["result"] = None
     return row
+
+
+def _part_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read back from a part, of this layout or an older one, as a row of this layout:
+    from its whole record where it has one (`result`), else from its own columns."""
+    if row.get("result"):
+        try:
+            return to_row(json.loads(row["result"]))
+        except ValueError:
+            pass
+    return {**parquet_row(row), "result": None}
 
 
 class ResultParts:
@@ -226,6 +241,7 @@ class ResultParts:
         import pyarrow.parquet as pq
 
         parts = self.parts()
+        schema = _schema()
         owner: dict[tuple[str, str], tuple[int, int]] = {}
         contents = []
         for i, part in enumerate(parts):
@@ -236,14 +252,15 @@ class ResultParts:
         dropped = 0
         for i, (part, rows) in enumerate(zip(parts, contents)):
             keep = [r for j, r in enumerate(rows) if owner[(str(r.get("video")), str(r.get("model")))] == (i, j)]
-            if len(keep) == len(rows):
+            older_layout = pq.read_schema(part).names != schema.names
+            if len(keep) == len(rows) and not older_layout:
                 continue
             dropped += len(rows) - len(keep)
             if not keep:
                 part.unlink()
                 continue
             tmp = part.with_name(f".{part.name}.tmp")
-            pq.write_table(pa.Table.from_pylist(keep, schema=_schema()), tmp)
+            pq.write_table(pa.Table.from_pylist([_part_row(r) for r in keep], schema=schema), tmp)
             os.replace(tmp, part)
         return dropped
 
@@ -397,11 +414,7 @@ def _score_alone(model: "Model", d: Decoded, threads: int | None) -> dict[str, A
 def _result_record(model: "Model", d: Decoded, vf: Any, infer_s: float) -> dict[str, Any]:
     result = model.result_from_features(vf, d.video)
     result.elapsed_s = d.decode_s + infer_s
-    record = ok_record(result.to_dict())
-    # Full precision in the flat columns (the JSON contract rounds to 2 decimals).
-    record["score"] = result.score
-    record["scaled_score"] = result.scaled_score
-    return record
+    return ok_record(result.to_dict())  # rounded as the contract rounds, like `score --out`
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -251,7 +251,7 @@ class Model:
         attach_dimension_descriptions(dimensions, distortions, clips, by_score={d: g.by_score for d, g in graded.items()},
                                       size=size)
         description = describe(grade, score, scaled, clips, dimensions, distortions, vf.padded,
-                               overall=self.overall_parts(clip_dims), size=size)
+                               overall=self.overall_parts(clip_dims), size=size, calibration=self.calibration)
         return Result(
             video=video,
             model=self.id,

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..features.cache import config_key
 from ..metrics import detailed_agreement
 from ..model import Model, ModelInfo
+from ..output import name_once
 from .config import DatasetEntry, ExperimentConfig, default_workers
 from .data import ProgressBar, VideoSet, describe_report, ensure_features, load_video_set, open_cache
 from .multihead import MultiHeadResult, fit_multihead, head_of, predict_videos
@@ -76,7 +77,8 @@ def run_training(
     started = time.time()
     loaded = load_datasets(config)
     for entry, dataset in loaded:
-        log(f"{entry.name}: {dataset.summary()}")
+        # the summary starts with the dataset's name: the entry's is added only where it differs
+        log(dataset.summary() if entry.name == dataset.name else f"{entry.name}: {dataset.summary()}")
     cache_root = Path(cache_dir) if cache_dir else config.features.cache_path
     cache = open_cache(cache_root, config.features.config)
     n_workers = workers or config.features.workers or default_workers()
@@ -84,7 +86,7 @@ def run_training(
         report = ensure_features([(e.name, d) for e, d in loaded], cache, n_workers, bar)
     log("features: " + describe_report(report, cache.dir))
     for path, reason in list(report.failed.items())[:10]:
-        log(f"  left out {path}: {reason}")
+        log(f"  left out {name_once(path, reason)}")
     sets = {entry.name: load_video_set(entry.name, dataset, cache) for entry, dataset in loaded}
     entries = {entry.name: entry for entry, _ in loaded}
 

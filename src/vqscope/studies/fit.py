@@ -66,6 +66,7 @@ from ..hashing import file_sha256
 from ..heads import CLAMP_Z, HeadConfig, PredictionNetwork
 from ..metrics import DetailedAgreement, detailed_agreement, srocc
 from ..model import Model, ModelInfo
+from ..output import name_once
 from ..taxonomy import DIMENSIONS
 from .card import _description, _figure, markdown_card, model_card, source_label
 from .ratings import RATED_DIMENSIONS
@@ -688,7 +689,7 @@ def _load(dataset: Dataset, sets: Sequence[FeatureSet], base: Model, cache_dir: 
             for key, matrix in got.items():
                 matrices[key].append(matrix)
     for path, reason in list(dropped.items())[:10]:
-        log(f"left out {path}: {reason}")
+        log(f"left out {name_once(path, reason)}")
     if len(items) < MIN_VIDEOS:
         raise ConfigError(f"{dataset.name}: only {len(items)} of {len(dataset.items)} rated videos have features "
                           f"({len(dropped)} could not be read); fitting a head needs at least {MIN_VIDEOS}")
