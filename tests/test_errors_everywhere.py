@@ -384,7 +384,7 @@ def test_calibrate_refuses_a_shipped_models_id(extra, video_factory, tmp_path, c
 
 
 def test_features_defaults_to_the_default_models_backbones():
-    from vqscope.cli import _feature_config
+    from vqscope.cli.training import _feature_config
     from vqscope.zoo import load_model
 
     args = build_parser().parse_args(["features", "csv:x.csv"])

@@ -17,7 +17,8 @@ from rich.console import Console
 
 from fine_results import fine_model, fine_result, overall_only_result
 from test_model import tiny_model
-from vqscope.cli import _print_result, main
+from vqscope.cli import main
+from vqscope.cli.scoring import _print_result
 from vqscope.distributed import BatchSettings, read_results, run_batch
 from vqscope.errors import EXIT_SOME_FAILED
 from vqscope.output import (

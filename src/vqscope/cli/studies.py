@@ -18,16 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .common import log
 
 _STORE_COMMANDS = ("create", "list", "show", "close", "invite", "results", "export", "import", "thresholds")
 
 
-def add_study_parser(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "study", help="rating studies: people rate videos, their MOS trains models and sets grades",
         description="Run a rating study on your own videos (ACR on the 5-level P.910 scale, the FineVD form, or "
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return _plan(args)
     from ..service.config import ServiceConfig, default_data_dir
     from ..service.store import JobStore
-    from .store import StudyStore
+    from ..studies.store import StudyStore
 
     config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
                            database_url=args.db,
@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
 def _create(args, config, jobs, studies) -> int:
     from ..service.times import parse_time
     from ..service.store import JobFilter
-    from .builder import StudySpec, build_study
-    from .design import StudyConfig
+    from ..studies.builder import StudySpec, build_study
+    from ..studies.design import StudyConfig
 
     instructions = args.instructions
     if instructions.startswith("@"):
@@ -202,12 +202,12 @@ def _create(args, config, jobs, studies) -> int:
             print(f"  {item.video}{extra}{why}")
         print(f"next: vqscope study invite {study.id} --raters N")
     for s in built.skipped:
-        _log(f"left out {s.source}: {s.reason}")
+        log(f"left out {s.source}: {s.reason}")
     return 0
 
 
 def _extra(text: str, kind: str) -> Any:
-    from .builder import Extra
+    from ..studies.builder import Extra
 
     video, eq, value = text.rpartition("=")
     if not eq or not video or not value:
@@ -228,7 +228,7 @@ def _scorer(model: Any):
     def score(paths: list[str]) -> list[dict[str, Any]]:
         out = []
         for n, path in enumerate(paths, start=1):
-            _log(f"scoring {n}/{len(paths)} for --select: {path}")
+            log(f"scoring {n}/{len(paths)} for --select: {path}")
             try:
                 out.append(model.score(path).to_dict())
             except VQScopeError as exc:
@@ -295,12 +295,12 @@ def _invite(args, config, jobs, studies) -> int:
     else:
         for inv in invitations:
             print(f"{inv.rater.name}\t{base}{inv.path}")
-        _log("each link is shown only now: send it to its rater (the store keeps only a hash of it)")
+        log("each link is shown only now: send it to its rater (the store keeps only a hash of it)")
     return 0
 
 
 def _results(args, config, jobs, studies) -> int:
-    from .results import study_results
+    from ..studies.results import study_results
 
     results = study_results(studies, args.study)
     print(json.dumps(results.to_dict(), indent=2) if args.json else results.text())
@@ -308,7 +308,7 @@ def _results(args, config, jobs, studies) -> int:
 
 
 def _export(args, config, jobs, studies) -> int:
-    from .exchange import write_export
+    from ..studies.exchange import write_export
 
     rows = write_export(studies, args.study, args.format, args.out)
     hint = f" (train on it: vqscope train --rated csv:{args.out} ...)" if args.format == "csv" else ""
@@ -317,7 +317,7 @@ def _export(args, config, jobs, studies) -> int:
 
 
 def _import(args, config, jobs, studies) -> int:
-    from .exchange import read_ratings_file
+    from ..studies.exchange import read_ratings_file
 
     if (args.study is None) == (args.new is None):
         raise ConfigError("give a study id to import into, or --new NAME for a new study")
@@ -333,8 +333,8 @@ def _import(args, config, jobs, studies) -> int:
 
 def _study_for_import(args, studies, rows):
     """A study whose items are the CSV's videos (found under --videos where given)."""
-    from .design import StudyConfig
-    from .store import NewItem
+    from ..studies.design import StudyConfig
+    from ..studies.store import NewItem
 
     method = args.method or ("finevd" if any(r.get("dimensions") for r in rows) else "acr")
     folder = Path(args.videos) if args.videos else None
@@ -347,14 +347,14 @@ def _study_for_import(args, studies, rows):
         items.append(NewItem(video=name, media=found, source_kind="import", source=found))
     missing = sum(i.media is None for i in items)
     if folder is not None and missing:
-        _log(f"{missing} of {len(items)} videos are not in {folder}: they cannot be trained on")
+        log(f"{missing} of {len(items)} videos are not in {folder}: they cannot be trained on")
     return studies.create(args.new, StudyConfig(method=method, repeats=0), items)
 
 
 def _thresholds(args, config, jobs, studies) -> int:
     from ..zoo import load_model
-    from .results import study_results
-    from .thresholds import fit_grade_thresholds, regrade
+    from ..studies.results import study_results
+    from ..studies.thresholds import fit_grade_thresholds, regrade
 
     model = load_model(args.model)
     results = study_results(studies, args.study)
@@ -380,7 +380,7 @@ def _thresholds(args, config, jobs, studies) -> int:
             new.save(args.out)
         except OSError as exc:
             raise OutputError(f"{args.out}: cannot write the model file ({exc.strerror})") from None
-        _log(f"wrote {new.id} to {args.out}")
+        log(f"wrote {new.id} to {args.out}")
     return 0
 
 
@@ -388,7 +388,7 @@ def _model_values(model: Any, results: Any, studies: Any) -> dict[str, float]:
     """Item id -> the model's value on its grade basis: the stored score where the study was
     scored by this model, else the model scores the video now."""
     from ..errors import VQScopeError
-    from .exchange import media_path
+    from ..studies.exchange import media_path
 
     values: dict[str, float] = {}
     scaled = model.grades.basis == "scaled"
@@ -403,14 +403,14 @@ def _model_values(model: Any, results: Any, studies: Any) -> dict[str, float]:
             try:
                 score = model.score(path).score
             except VQScopeError as exc:
-                _log(f"left out {item.video}: {exc.message}")
+                log(f"left out {item.video}: {exc.message}")
                 continue
         values[item.id] = model.calibration.scaled(score) if scaled and model.calibration else float(score)
     return values
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .simulate import plan_study
+    from ..studies.simulate import plan_study
 
     try:
         plan = plan_study(args.videos, args.raters, careless_share=args.careless, per_rater=args.per_rater,
@@ -421,8 +421,6 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log(text: str) -> None:
-    print(f"vqscope: {text}", file=sys.stderr, flush=True)
 
 
 _COMMANDS = {"create": _create, "list": _list, "show": _show, "close": _close, "invite": _invite,
