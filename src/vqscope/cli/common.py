@@ -1,11 +1,14 @@
-"""What every command shares: log lines, the progress bar, a console that survives a closed pipe."""
+"""What every command shares: log lines, the progress bar, a console that survives a closed
+pipe, and the service's store for the commands that work on it directly."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from ..errors import ConfigError
 
@@ -88,3 +91,29 @@ class Progress:
             self._progress.console.print(f"[yellow]{text}[/yellow]")
         else:
             print(f"vqscope: {text}", file=sys.stderr)
+
+
+# -- the service's store, for commands that work on it directly (study, train --from-study) -----
+def add_store_options(p: Any) -> None:
+    """--data-dir and --db, as `vqscope serve` takes them (an argparse parser or group)."""
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="the service's data folder (default: $VQSCOPE_DATA_DIR or ~/.local/share/vqscope/service)")
+    p.add_argument("--db", default=os.environ.get("VQSCOPE_DATABASE_URL"), metavar="URL",
+                   help="the service's database URL (default: $VQSCOPE_DATABASE_URL, else SQLite in the data folder)")
+
+
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace, **settings: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """(ServiceConfig, JobStore, StudyStore) on the store --data-dir/--db name, closed after."""
+    from ..service.config import ServiceConfig, default_data_dir
+    from ..service.store import JobStore
+    from ..studies.store import StudyStore
+
+    config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
+                           database_url=args.db, **settings)
+    config.prepare()
+    jobs = JobStore(config.resolved_database_url())
+    try:
+        yield config, jobs, StudyStore(jobs.engine)
+    finally:
+        jobs.close()

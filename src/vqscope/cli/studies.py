@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .common import log
+from .common import add_store_options, log, open_store
 
 _STORE_COMMANDS = ("create", "list", "show", "close", "invite", "results", "export", "import", "thresholds")
 
@@ -116,13 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--json", action="store_true")
 
     for command in _STORE_COMMANDS:
-        sub_parser = commands.choices[command]
-        sub_parser.add_argument("--data-dir", default=None, metavar="DIR",
-                                help="the service's data folder (default: $VQSCOPE_DATA_DIR or "
-                                     "~/.local/share/vqscope/service)")
-        sub_parser.add_argument("--db", default=os.environ.get("VQSCOPE_DATABASE_URL"), metavar="URL",
-                                help="the service's database URL (default: $VQSCOPE_DATABASE_URL, else SQLite in "
-                                     "the data folder)")
+        add_store_options(commands.choices[command])
     p.set_defaults(func=run)
 
 
@@ -130,21 +124,10 @@ def run(args: argparse.Namespace) -> int:
     command = args.study_command
     if command == "plan":
         return _plan(args)
-    from ..service.config import ServiceConfig, default_data_dir
-    from ..service.store import JobStore
-    from ..studies.store import StudyStore
-
-    config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
-                           database_url=args.db,
-                           # the local user is the operator: any path, unless confined with --path-root
-                           path_roots=tuple(Path(p) for p in getattr(args, "path_root", []) or ()) or None)
-    config.prepare()
-    jobs = JobStore(config.resolved_database_url())
-    try:
-        studies = StudyStore(jobs.engine)
+    # the local user is the operator: any path, unless confined with --path-root
+    roots = tuple(Path(p) for p in getattr(args, "path_root", []) or ()) or None
+    with open_store(args, path_roots=roots) as (config, jobs, studies):
         return _COMMANDS[command](args, config, jobs, studies)
-    finally:
-        jobs.close()
 
 
 # -- the commands ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import EXIT_SOME_FAILED, ConfigError
 from ..output import name_once
 from ..sampling import check_clip_options
-from .common import Progress, log, worker_count
+from .common import Progress, add_store_options, log, open_store, worker_count
 
 
 def _add_cache_options(p: argparse.ArgumentParser) -> None:
@@ -129,11 +129,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="ratings collected elsewhere (rater, video, score[, dimensions]): screened and averaged "
                             "like a study's; the videos are in --videos")
     rated.add_argument("--videos", default=None, metavar="DIR", help="with --ratings: the folder of the rated videos")
-    rated.add_argument("--data-dir", default=None, metavar="DIR",
-                       help="with --from-study: the service's data folder (default: $VQSCOPE_DATA_DIR or "
-                            "~/.local/share/vqscope/service)")
-    rated.add_argument("--db", default=os.environ.get("VQSCOPE_DATABASE_URL"), metavar="URL",
-                       help="with --from-study: the service's database URL (default: SQLite in the data folder)")
+    add_store_options(rated)  # --data-dir, --db: with --from-study
     rated.add_argument("--name", default=None, help="name of the new model")
     rated.add_argument("--version", dest="model_version", type=int, default=None, metavar="N",
                        help="version of the new model")
@@ -202,19 +198,11 @@ def _cmd_train_from_study(args: argparse.Namespace) -> int:
     """`train --from-study ID`: the study's MOS (screened as `study results` shows it) as a
     dataset file beside the new model, then the same fit as --rated."""
     from ..data.datasets import load_dataset
-    from ..service.config import ServiceConfig, default_data_dir
-    from ..service.store import JobStore
     from ..studies.exchange import study_dataset
-    from ..studies.store import StudyStore
 
     _check_rated_args(args)
-    config = ServiceConfig(data_dir=Path(args.data_dir) if args.data_dir else default_data_dir(),
-                           database_url=args.db)
-    jobs = JobStore(config.resolved_database_url())
-    try:
-        path, source = study_dataset(StudyStore(jobs.engine), args.from_study, Path(args.out).with_suffix(".mos.csv"))
-    finally:
-        jobs.close()
+    with open_store(args) as (_config, _jobs, studies):
+        path, source = study_dataset(studies, args.from_study, Path(args.out).with_suffix(".mos.csv"))
     log(f"study {args.from_study}: {source['videos']} videos, {source['raters']} raters -> {path}")
     return _train_on_ratings(args, load_dataset(f"csv:{path}"), {**source, "dataset": f"csv:{path}"})
 
