@@ -69,7 +69,8 @@ class StudyResults:
                 score = f"{p.score:+.2f}" if p.score is not None else "-"
                 lines.append(f"  {_cut(p.video, 40):<40} {score:>6}  won {p.wins}, lost {p.losses}")
         for note in (self.analysis.notes if self.analysis else ()) + tuple(self.notes):
-            lines.append(f"note: {note}")
+            if note != "no ratings yet" or self.analysis is not None:  # the first line says it already
+                lines.append(f"note: {note}")
         return "\n".join(lines)
 
 
