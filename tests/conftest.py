@@ -4,6 +4,9 @@ real clips of ../shared/media for the tests that use them (skipped where absent)
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,26 @@ from vqscope.data.encode import write_video
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def cli_without_file_access(argv: list[str], timeout: float = 300) -> tuple[int, str]:
+    """Run `vqscope ARGV` as root but held to file permission bits; return (exit code, stderr).
+
+    Root reads a mode-000 file, so the "permission denied" path needs a process without the two
+    capabilities that bypass permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). util-linux's
+    setpriv drops them from the bounding set of a fresh interpreter, which still reads its own
+    root-owned installation. A fresh process, not os.fork(): a forked copy of this
+    multi-threaded test process (torch, PyAV, servers of earlier tests) can deadlock on a lock
+    some other thread held at the fork, and once hung CI until its time ran out.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and util-linux's setpriv is missing to drop file-access capabilities")
+    done = subprocess.run(
+        [setpriv, "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-m", "vqscope.cli", *argv],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    return done.returncode, done.stderr
 
 
 def textured_frames(n: int, height: int, width: int, speed: int = 3, seed: int = 0) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 from vqscope import errors
 from vqscope.cli import main
 from vqscope.data.encode import write_video
-from conftest import textured_frames
+from conftest import cli_without_file_access, textured_frames
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -149,17 +149,8 @@ def test_unreadable_permissions(capsys, tmp_path, video_factory):
             code, _, err = run_cli(capsys, "probe", str(path))
             assert_one_line_error(code, err, errors.InputPermissionError, "permission denied")
             return
-        # root reads anything: check as an unprivileged user in a forked child.
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                os._exit(main(["probe", str(path)]))
-            except BaseException:
-                os._exit(99)
-        _, status = os.waitpid(pid, 0)
-        assert os.WEXITSTATUS(status) == errors.InputPermissionError.exit_code
+        code, err = cli_without_file_access(["probe", str(path)])  # root reads anything
+        assert_one_line_error(code, err, errors.InputPermissionError, "permission denied")
     finally:
         path.chmod(0o644)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import textured_frames
+from conftest import cli_without_file_access, textured_frames
 from test_bad_input import audio_only_file, damaged_mp4, truncated_mp4
 from test_model import tiny_model
 from vqscope import errors
@@ -218,20 +218,9 @@ def _walk_permission_denied(case: Case, capfd) -> None:
             assert main(case.argv) == 11
             one_line_error(capfd.readouterr().err)
             return
-        # root reads anything: run the command as an unprivileged user in a forked child
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            try:
-                os.setgid(65534)
-                os.setuid(65534)
-                code = main(case.argv)
-                sys.stderr.flush()
-                os._exit(code)
-            except BaseException:
-                os._exit(99)
-        _, status = os.waitpid(pid, 0)
-        assert os.WEXITSTATUS(status) == 11
-        one_line_error(capfd.readouterr().err)
+        code, err = cli_without_file_access(case.argv)  # root reads anything
+        assert code == 11, err
+        one_line_error(err)
     finally:
         path.chmod(0o644)
 
