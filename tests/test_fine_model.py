@@ -8,7 +8,7 @@ import torch
 
 from vqscope.calibration import Calibration
 from vqscope.features import FeatureConfig
-from vqscope.heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
+from vqscope.heads import DISTORTION_PREFIX, HeadConfig, Part, PredictionNetwork
 from vqscope.model import Model, ModelInfo, pool_clip_probabilities
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_TYPES
 from vqscope.zoo import load_model
@@ -17,7 +17,8 @@ from vqscope.zoo import load_model
 def fine_network(in_dim: int, gate: bool, distortion_bias: float, raw: float = 0.4) -> PredictionNetwork:
     torch.manual_seed(0)
     net = PredictionNetwork(HeadConfig(in_dim=in_dim, hidden=(), heads=DIMENSIONS + ("lab",), primary="overall",
-                                       distortions=DISTORTION_TYPES, gate_dimensions=gate))
+                                       distortions=DISTORTION_TYPES,
+                                       parts=(Part("detection_gate"),) if gate else ()))
     with torch.no_grad():
         for head in net.heads.values():
             head.weight.zero_()
@@ -81,7 +82,7 @@ def test_onnx_export_keeps_the_gate_and_the_distortion_head(tmp_path):
     torch.manual_seed(1)
     features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
     net = PredictionNetwork(HeadConfig(in_dim=features.dim, hidden=(16,), heads=DIMENSIONS, primary="overall",
-                                       distortions=DISTORTION_TYPES, gate_dimensions=True)).eval()
+                                       distortions=DISTORTION_TYPES, parts=(Part("detection_gate"),))).eval()
     info = ModelInfo("fine-onnx", 1, "test", training={"data": "none"}, card={"summary": "test"})
     model = Model(info, features, net)
     path = model.save(tmp_path / "fine-onnx-1.safetensors")

@@ -15,7 +15,7 @@ from vqscope.calibration import GRADES, cap_grade, designed_damage_scale, dimens
 from vqscope.data.distortions import quality_loss
 from vqscope.describe import OverallParts, SizeNote, describe, describe_dimension, overall_below_sentence
 from vqscope.features import FeatureConfig
-from vqscope.heads import HeadConfig, PredictionNetwork
+from vqscope.heads import HeadConfig, Part, PredictionNetwork
 from vqscope.model import Model, ModelInfo
 from vqscope.result import DimensionScore
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_TYPES
@@ -34,8 +34,8 @@ def constant_composed_model(training: dict | None = None, flicker_keep: float = 
     dimensions 100, and overall the mean of the composition and the regression."""
     features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
     config = HeadConfig(in_dim=features.dim, hidden=(), heads=DIMENSIONS, distortions=DISTORTION_TYPES,
-                        distortion_trees=(1, 1, 1), severity_trees=(1, 1, 1),
-                        overall_trees=(1, 1, 1) if overall_trees else ())
+                        parts=(Part("tree_distortions", (1, 1, 1)), Part("severity_composition", (1, 1, 1)))
+                        + ((Part("overall_regression", (1, 1, 1)),) if overall_trees else ()))
     network = PredictionNetwork(config)
     flicker = DISTORTION_TYPES.index("flicker")
     with torch.no_grad():

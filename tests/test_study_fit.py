@@ -199,7 +199,7 @@ def test_dimension_columns_give_dimension_heads_and_keep_the_distortion_head(rat
     model = Model.load(result.path)
     config = model.network.config
     assert config.heads == ("finevd_form", "artifact", "blur") and config.distortions == ("noise", "compression")
-    assert not config.gate_dimensions
+    assert not config.has("detection_gate")
     scored, by_base = model.score(rated["videos"][0]), base.score(rated["videos"][0])
     assert set(scored.dimensions) == {"overall", "artifact", "blur"}
     assert scored.distortions == pytest.approx(by_base.distortions, abs=1e-5)  # the base's detector, unchanged
@@ -236,7 +236,7 @@ def test_the_shipped_model_as_base_keeps_its_composed_dimensions(rated, tmp_path
     assert result.carried == "everything" and result.model.features == shipped.features
     config = result.model.network.config
     assert config.heads == (*shipped.network.config.heads, "spring_uploads") and config.primary == "spring_uploads"
-    assert config.severity_trees == shipped.network.config.severity_trees
+    assert config.part("severity_composition") == shipped.network.config.part("severity_composition")
     ours, theirs = result.model.score(rated["videos"][-1]), shipped.score(rated["videos"][-1])
     for dim in ("color", "noise", "artifact", "blur", "temporal"):
         assert ours.dimensions[dim].score == pytest.approx(theirs.dimensions[dim].score, abs=1e-3)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from vqscope.features import FeatureConfig
-from vqscope.heads import DISTORTION_PREFIX, HeadConfig, PredictionNetwork
+from vqscope.heads import DISTORTION_PREFIX, HeadConfig, Part, PlattScaling, PredictionNetwork
 from vqscope.model import Model, ModelInfo
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_TYPES
-from vqscope.tree_head import BoostedTrees, fit_boosted_trees, from_sklearn
+from vqscope.heads import BoostedTrees, fit_boosted_trees, from_sklearn
 
 ensemble = pytest.importorskip("sklearn.ensemble", reason="scikit-learn not installed (pip install 'vqscope[train]')")
 
@@ -54,8 +54,8 @@ def tree_network(in_dim: int) -> PredictionNetwork:
     x = np.nan_to_num(x)
     labels = np.stack([x[:, j % in_dim] > 0.3 for j in range(len(DISTORTION_TYPES))], axis=1)
     net = PredictionNetwork(HeadConfig(in_dim=in_dim, hidden=(8,), heads=DIMENSIONS, primary="overall",
-                                       distortions=DISTORTION_TYPES, gate_dimensions=True))
-    return net.with_distortion_trees(fit_boosted_trees(x, labels, max_iter=20, max_leaf_nodes=7)).eval()
+                                       distortions=DISTORTION_TYPES, parts=(Part("detection_gate"),)))
+    return net.with_part("tree_distortions", fit_boosted_trees(x, labels, max_iter=20, max_leaf_nodes=7)).eval()
 
 
 def composed_network(seed: int) -> tuple[FeatureConfig, np.ndarray, np.ndarray, PredictionNetwork]:
@@ -64,7 +64,7 @@ def composed_network(seed: int) -> tuple[FeatureConfig, np.ndarray, np.ndarray, 
     features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
     x = np.random.default_rng(seed).normal(size=(800, features.dim)).astype(np.float32)
     keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5), 0.0, 1.0)
-    composed = tree_network(features.dim).with_severity_trees(
+    composed = tree_network(features.dim).with_part("severity_composition", 
         fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7))
     return features, x, keep, composed
 
@@ -72,7 +72,7 @@ def composed_network(seed: int) -> tuple[FeatureConfig, np.ndarray, np.ndarray, 
 def test_a_network_with_trees_gates_its_dimensions_with_them_and_survives_save_and_load(tmp_path):
     features = FeatureConfig(spatial=("frame_stats",), temporal=("motion_stats",))
     net = tree_network(features.dim)
-    assert isinstance(net.distortion_head, BoostedTrees) and net.config.distortion_trees
+    assert isinstance(net.distortion_head, BoostedTrees) and net.config.has("tree_distortions")
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(9, features.dim)).astype(np.float32))
     with torch.no_grad():
         out = net(x)
@@ -85,7 +85,7 @@ def test_a_network_with_trees_gates_its_dimensions_with_them_and_survives_save_a
     info = ModelInfo("tree-test", 1, "test", training={"data": "none"}, card={"summary": "test"})
     path = Model(info, features, net).save(tmp_path / "tree-test-1.safetensors")
     loaded = Model.load(path)
-    assert loaded.network.config.distortion_trees == net.config.distortion_trees
+    assert loaded.network.config.parts == net.config.parts
     again = loaded.predict(x.numpy())
     for key, value in out.items():
         np.testing.assert_allclose(again[key], value.numpy(), atol=1e-5)
@@ -129,7 +129,7 @@ def test_severity_trees_compose_each_dimension_from_its_types_and_survive_export
     x = rng.normal(size=(800, features.dim)).astype(np.float32)
     keep = np.clip(1.0 - 0.4 * (x[:, :12] > 0.5) * (1.0 + 0.5 * x[:, 12:13]), 0.0, 1.0)
     net = tree_network(features.dim)
-    composed = net.with_severity_trees(fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7)).eval()
+    composed = net.with_part("severity_composition", fit_boosted_trees(x, keep, regression=True, max_iter=20, max_leaf_nodes=7)).eval()
     assert composed.config.composed == DIMENSIONS
     assert composed.config.hidden == () and len(composed.heads) == 0  # no trunk, no linear head left
 
@@ -163,10 +163,10 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
 
     features, x, keep, composed = composed_network(seed=5)
     with pytest.raises(ValueError, match="tree outputs"):
-        composed.with_overall_trees(fit_boosted_trees(x, keep, regression=True, max_iter=5, max_leaf_nodes=7))
+        composed.with_part("overall_regression", fit_boosted_trees(x, keep, regression=True, max_iter=5, max_leaf_nodes=7))
     overall = fit_boosted_trees(x, keep.prod(axis=1, keepdims=True), regression=True, max_iter=20, max_leaf_nodes=7)
-    blended = composed.with_overall_trees(overall).eval()
-    assert blended.config.overall_trees == overall.shape[1:]
+    blended = composed.with_part("overall_regression", overall).eval()
+    assert blended.config.part("overall_regression") == Part("overall_regression", overall.shape[1:])
 
     q = torch.from_numpy(x[:6])
     with torch.no_grad():
@@ -174,7 +174,7 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
         regressed = overall(q)[:, 0].clamp(0, 1) * 100
     torch.testing.assert_close(after["overall"], 0.5 * (before["overall"] + regressed))
     with torch.no_grad():  # dropping the regressor gives the composition back
-        torch.testing.assert_close(blended.without_overall_trees()(q)["overall"], before["overall"])
+        torch.testing.assert_close(blended.without_part("overall_regression")(q)["overall"], before["overall"])
     assert not torch.allclose(after["overall"], before["overall"])
     for key in before:
         if key != "overall":  # the other dimensions and the probabilities are untouched
@@ -190,8 +190,8 @@ def test_overall_trees_average_the_composed_overall_with_their_regression_and_su
 
 
 def test_overall_trees_need_a_composed_overall():
-    with pytest.raises(ValueError, match="overall_trees"):
-        HeadConfig(in_dim=4, heads=("overall",), distortions=DISTORTION_TYPES, overall_trees=(3, 7, 3))
+    with pytest.raises(ValueError, match="overall_regression needs a severity_composition"):
+        HeadConfig(in_dim=4, heads=("overall",), distortions=DISTORTION_TYPES, parts=(Part("overall_regression", (3, 7, 3)),))
 
 
 def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survives_export(tmp_path):
@@ -201,8 +201,8 @@ def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survive
     features, x, _, composed = composed_network(seed=6)
     composed = composed.eval()
     scale, shift = np.linspace(0.3, 1.5, 12), np.linspace(-2.0, 1.0, 12)
-    calibrated = composed.with_distortion_calibration(scale, shift).eval()
-    assert calibrated.config.calibrated and not composed.config.calibrated
+    calibrated = composed.with_part("platt_scaling", PlattScaling.fitted(scale, shift)).eval()
+    assert calibrated.config.has("platt_scaling") and not composed.config.has("platt_scaling")
 
     q = torch.from_numpy(x[:6])
     with torch.no_grad():
@@ -217,7 +217,7 @@ def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survive
     torch.testing.assert_close(after["color"], (1 - (1 - k[:, color]) * p[:, color]).prod(dim=1) * 100)
     assert not torch.allclose(after["color"], before["color"])
     with torch.no_grad():  # ones and zeros undo it
-        undone = calibrated.with_distortion_calibration(np.ones(12), np.zeros(12))(q)
+        undone = calibrated.with_part("platt_scaling", PlattScaling.fitted(np.ones(12), np.zeros(12)))(q)
     for key in before:
         torch.testing.assert_close(undone[key], before[key])
 
@@ -234,11 +234,11 @@ def test_calibration_maps_each_types_logit_and_feeds_the_composition_and_survive
 def test_calibration_refuses_a_map_that_would_change_a_ranking_or_a_wrong_length():
     network = tree_network(4)
     with pytest.raises(ValueError, match="positive"):
-        network.with_distortion_calibration([1.0] * 11 + [-0.5], [0.0] * 12)
-    with pytest.raises(ValueError, match="one per distortion type"):
-        network.with_distortion_calibration([1.0] * 11, [0.0] * 11)
-    with pytest.raises(ValueError, match="calibrated needs"):
-        HeadConfig(in_dim=4, heads=("overall",), calibrated=True)
+        network.with_part("platt_scaling", PlattScaling.fitted([1.0] * 11 + [-0.5], [0.0] * 12))
+    with pytest.raises(ValueError, match="does not fit this network's distortion_calibration"):
+        network.with_part("platt_scaling", PlattScaling.fitted([1.0] * 11, [0.0] * 11))
+    with pytest.raises(ValueError, match="platt_scaling needs distortion types"):
+        HeadConfig(in_dim=4, heads=("overall",), parts=(Part("platt_scaling"),))
 
 
 def test_fit_logit_calibration_recovers_the_map_that_made_the_labels():

@@ -34,7 +34,9 @@ from .result import ClipResult, DimensionScore, Result
 from .taxonomy import DIMENSIONS, types_of
 
 FORMAT = "vqscope-model"
-FORMAT_VERSION = 1
+# 2: the head is a list of parts (heads/config.py). Format 1 files, with one flag per kind of
+# head, are still read; a vqscope that reads only format 1 says a format 2 file is too new.
+FORMAT_VERSION = 2
 _META_KEY = "vqscope"
 # A video is "far smaller" than the training videos when its short side lies more than this
 # many standard deviations (of the training videos' log2 short side) below their mean, and
@@ -156,7 +158,7 @@ class Model:
         if not all(d in clip_dims for d in dims):
             return None
         composition = np.prod([clip_dims[d] / 100.0 for d in dims], axis=0) * 100.0
-        if not config.overall_trees:
+        if not config.has("overall_regression"):
             return OverallParts(composition=float(np.mean(composition)))
         regression = 2.0 * clip_dims["overall"] - composition
         return OverallParts(composition=float(np.mean(composition)), regression=float(np.mean(regression)))

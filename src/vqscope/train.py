@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .heads import HeadConfig, PredictionNetwork
+from .heads import HeadConfig, Part, PredictionNetwork
 from .metrics import srocc
 
 
@@ -107,7 +107,7 @@ class FineFit:
 
 
 def fit_logit_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-type Platt scaling (`PredictionNetwork.with_distortion_calibration`): the scale and
+    """Per-type Platt scaling (`heads.PlattScaling.fitted`, a network part): the scale and
     shift that make sigmoid(scale * logit + shift) the probability of each type [clips, types].
 
     The logits must be out-of-fold, each predicted by a head that never saw the clip's source:
@@ -225,7 +225,7 @@ def fit_fine(
         torch.manual_seed(seed)
         config = HeadConfig(in_dim=features.shape[1], hidden=tuple(setting["hidden"]), dropout=0.2,
                             heads=tuple(dimensions), primary="overall", distortions=tuple(distortions),
-                            gate_dimensions=bool(setting.get("gate", True)))
+                            parts=(Part("detection_gate"),) if setting.get("gate", True) else ())
         network = PredictionNetwork(config)
         network.set_normalisation(x.mean(dim=0), x.std(dim=0))
         opt = torch.optim.AdamW(network.parameters(), lr=1e-3, weight_decay=float(setting["weight_decay"]))
@@ -260,7 +260,7 @@ def fit_fine(
         assert run_best is not None
         network.load_state_dict(run_best[1])
         record = {"hidden": list(setting["hidden"]), "weight_decay": setting["weight_decay"],
-                  "gate": config.gate_dimensions,
+                  "gate": config.has("detection_gate"),
                   "epoch": run_best[3], **{k: round(v, 4) for k, v in run_best[2].items()}}
         history.append(record)
         if log is not None:

@@ -766,7 +766,7 @@ def _reads_base_standardisation(base: Model, plan: str) -> bool:
     """Whether a part of the base kept under `plan` reads the standardised features (linear
     heads and a linear distortion head do; boosted trees read the raw features)."""
     config = base.network.config
-    linear_distortions = bool(config.distortions) and not config.distortion_trees
+    linear_distortions = config.has("linear_distortions")
     if plan == "everything":
         return linear_distortions or any(h not in config.composed for h in config.heads)
     if plan == "distortions":
@@ -779,12 +779,11 @@ def _network(base: Model, fs: FeatureSet, plan: str, primary: str, heads: Mappin
     config = base.network.config
     names = tuple(heads)
     if plan == "everything":
-        config = HeadConfig(**{**config.to_dict(), "heads": tuple(h for h in config.heads if h != primary) + (primary,),
-                               "primary": primary})
+        config = config.replace(heads=tuple(h for h in config.heads if h != primary) + (primary,), primary=primary)
     elif plan == "distortions":
         config = HeadConfig(in_dim=fs.config.dim, hidden=(), dropout=0.0, heads=names, primary=primary,
-                            distortions=config.distortions, distortion_trees=config.distortion_trees,
-                            calibrated=config.calibrated)
+                            distortions=config.distortions,
+                            parts=tuple(p for p in config.parts if p.role in ("distortions", "logits")))
     else:
         config = HeadConfig(in_dim=fs.config.dim, hidden=(), dropout=0.0, heads=names, primary=primary)
     network = PredictionNetwork(config)
