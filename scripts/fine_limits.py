@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Where a fine-grained model loses dimension SROCC on held-out sources, and why.
 
-    python scripts/fine_limits.py --work-dir .cache --version 7 [--out docs/fine-limits.md]
+    python scripts/fine_limits.py --work-dir ~/.cache/vqscope/corpus --version 7 [--out docs/fine-limits.md]
 
-Reads the corpus and its cached features as `train_fine.py` left them (no rendering, no
-training) and prints four markdown tables, each on the held-out (test) sources:
+Reads the corpus and its cached features as `vqscope train configs/vqscope-lite.toml` left them
+in its work folder (no rendering, no training) and prints four markdown tables, each on the held-out (test) sources:
 
 1. Oracles: each dimension's SROCC on the graded mixes when one of its types is replaced, clip by
    clip, by the truth (presence and severity). A type whose oracle lifts the dimension most is
@@ -26,19 +26,29 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import time
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from card_common import ZOO, log
-from train_fine import UNION, columns_of
+from vqscope.experiment.config import load_config
+from vqscope.experiment.synthetic import columns_of
 from vqscope.data.synth import extract_synth_features, read_samples
 from vqscope.metrics import agreement, roc_auc
 from vqscope.model import Model
 from vqscope.taxonomy import DIMENSIONS, DISTORTION_TYPES, types_of
 from vqscope.train import pooled_probabilities, predict_fine, video_means
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "src" / "vqscope" / "model_zoo"
+# The features the default model's recipe extracts (every set it compares is a slice of them).
+UNION = load_config(ROOT / "configs" / "vqscope-lite.toml").features.config
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 # Kinds of source, by name pattern (first match wins; the rest are camera footage and photographs).
 SOURCE_KINDS = (
@@ -64,7 +74,7 @@ def composed(p: np.ndarray, k: np.ndarray, dim: str) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work-dir", required=True, help="the --work-dir of train_fine.py (its fine/ corpus and features)")
+    ap.add_argument("--work-dir", required=True, help="the corpus work folder of `vqscope train configs/vqscope-lite.toml` (its fine/ corpus and features)")
     ap.add_argument("--version", type=int, required=True, help="the model to analyse (vqscope-lite-VERSION)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
@@ -75,12 +85,12 @@ def main() -> int:
     corpus = Path(args.work_dir) / "fine"
     samples = sorted(read_samples(corpus), key=lambda s: s.id) if corpus.is_dir() else []
     if not samples:
-        ap.error(f"no rendered corpus in {corpus}: run train_fine.py --work-dir {args.work_dir} first")
-    log(f"{len(samples)} samples; reading features (extracted once by train_fine.py)")
+        ap.error(f"no rendered corpus in {corpus}: run `vqscope train configs/vqscope-lite.toml --cache-dir {args.work_dir}` first")
+    log(f"{len(samples)} samples; reading features (extracted once by vqscope train)")
     clips = extract_synth_features(corpus, samples, UNION, workers=1, log=log)
     model = Model.load(weights)
     net = model.network.eval()
-    x = clips.features[:, columns_of(model.features)]
+    x = clips.features[:, columns_of(model.features, UNION)]
     dims, p = predict_fine(net, x)
     with torch.no_grad():
         k = net.severity_head(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).clamp(0, 1).numpy()

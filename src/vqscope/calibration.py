@@ -205,7 +205,7 @@ def designed_damage_scale() -> GradeScale:
 
 def trained_on_designed_damage(training: Mapping[str, Any]) -> bool:
     """Whether a model's training record says its dimension targets are the designed damage
-    scale (`vqscope synth`'s `quality_loss` table): the shipped vqscope-lite@2, @6 and @7 say so;
+    scale (`vqscope synth`'s `quality_loss` table): the shipped vqscope-lite@7 says so;
     models fitted to human ratings, whose dimension scores mean an opinion, do not."""
     corpus = training.get("corpus")
     return (isinstance(corpus, Mapping) and bool(corpus.get("distortions"))

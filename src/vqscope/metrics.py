@@ -46,6 +46,8 @@ def krcc(pred, ref) -> float:
 
 def plcc(pred, ref) -> float:
     p, r = _clean(pred, ref)
+    if p.size < 2:  # undefined, as SROCC and KRCC of fewer than two values are (NaN, not an error)
+        return float("nan")
     return float(stats.pearsonr(p, r).statistic)
 
 

@@ -1,4 +1,4 @@
-"""Shipped models: `load_model("vqscope-lite")`, `load_model("vqscope-lite@1")` or a path.
+"""Shipped models: `load_model("vqscope-lite")`, `load_model("vqscope-lite@7")` or a path.
 
 Model files live in the package's `model_zoo/` folder as NAME-VERSION.safetensors, each with
 a model card NAME-VERSION.md beside it. A bare name means its newest version.

