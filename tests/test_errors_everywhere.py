@@ -363,7 +363,7 @@ def test_a_models_default_plan_gives_no_warning_for_short_or_long_videos():
 
 
 # -- calibrate and features defaults ------------------------------------------------------------------
-@pytest.mark.parametrize("extra", [["--version", "2"], []])
+@pytest.mark.parametrize("extra", [["--version", "7"], []])
 def test_calibrate_refuses_a_shipped_models_id(extra, video_factory, tmp_path, capfd):
     out = tmp_path / "calibrated.safetensors"
     assert main(["calibrate", "vqscope-lite@7", video_factory("walk.mp4"), "--out", str(out), *extra]) == 2

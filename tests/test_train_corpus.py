@@ -3,7 +3,9 @@ corpus of generated footage, and the config sections it reads."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,12 +65,22 @@ def footage(tmp_path_factory) -> Path:
     return folder
 
 
-def test_the_recipe_trains_a_model_with_its_card_from_footage(footage, capsys):
+@pytest.fixture(scope="module")
+def trained(footage) -> tuple[Path, str]:
+    """The recipe run once on the footage, every kind of head compared: (model file, what it printed)."""
     config = footage / "tiny.toml"
     config.write_text(TINY.format(heads=json.dumps(list(HEAD_CHOICES))))
     out = footage / "tiny-lite-3.safetensors"
-    assert main(["train", str(config), "--workers", "1", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as mp:
+        printed = io.StringIO()
+        mp.setattr(sys, "stdout", printed)
+        assert main(["train", str(config), "--workers", "1", "--out", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+def test_the_recipe_trains_a_model_with_its_card_from_footage(footage, trained):
+    out, printed = trained
+    config = footage / "tiny.toml"
     assert f"wrote {out} and its card (tiny-lite@3, chosen by cross-validation: " in printed
 
     model = Model.load(out)
@@ -92,19 +104,26 @@ def test_the_recipe_trains_a_model_with_its_card_from_footage(footage, capsys):
     card = out.with_suffix(".md").read_text()
     assert card.startswith("# Model card: tiny-lite@3") and "2-fold cross-validation" in card
     assert "| src4 | video | file " in card and "| test |" in card
-    # the corpus stays in the work folder: a second run renders nothing again
-    assert (footage / "work" / "fine" / "samples.jsonl").is_file()
 
 
-def test_a_linear_only_recipe_has_no_tree_parts_and_a_dry_run_writes_nothing(footage, capsys):
+def test_a_corpus_synth_made_trains_as_it_is_and_a_dry_run_writes_nothing(footage, trained, capsys):
+    """The recipe's corpus folder is what `vqscope synth --out` writes: trained on with `folder`,
+    nothing rendered; a linear-only recipe has no tree parts; a dry run writes no file."""
     config = footage / "linear.toml"
-    config.write_text(TINY.format(heads='["linear"]').replace("tiny-lite", "linear-lite"))
+    text = TINY.format(heads='["linear"]').replace("tiny-lite", "linear-lite")
+    settings = ('sources = ["footage"]\nseconds = 0.7\nmax_long_side = 64\nmixes = 3\nwork_dir = "work"\n')
+    assert settings in text
+    config.write_text(text.replace(settings, 'folder = "work/fine"\n'))
     assert main(["train", str(config), "--workers", "1", "--dry-run"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "synth:" not in captured.err and "5 sources" not in captured.err
     assert printed.startswith("dry run: nothing written (linear-lite@3, chosen by cross-validation: ")
     chosen = printed.split("chosen by cross-validation: ")[1].split(")")[0]
     assert chosen in ("frame", "both")  # no "+trees" row was eligible
     assert not list(footage.glob("linear-lite*"))
+    with pytest.raises(ConfigError, match="corpus.mixes was set when it was made"):
+        parse_config('[model]\nname = "m"\n[corpus]\nfolder = "x"\nmixes = 4\n')
 
 
 def test_too_few_sources_in_a_split_is_a_config_error(tmp_path, capsys):

@@ -150,6 +150,7 @@ class CorpusSection:
     max_long_side: int = 768
     mixes: int = 48  # graded mixes per source
     work_dir: str | None = None  # None: default_corpus_dir()
+    folder: str | None = None  # a corpus `vqscope synth --out FOLDER` made: trained on as it is, nothing rendered
 
     @property
     def work_path(self) -> Path:
@@ -495,12 +496,19 @@ def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
     if not sources:
         raise ConfigError("corpus.sources is empty: name \"packaged\" or files and folders of footage")
     work_dir = _get(t, "work_dir", "str", None, w)
+    folder = _get(t, "folder", "str", None, w)
+    if folder is not None:
+        made = [k for k in ("sources", "seconds", "max_long_side", "mixes") if k in t]
+        if made:
+            raise ConfigError(f"corpus.folder is a corpus `vqscope synth` already made; corpus.{made[0]} was set "
+                              f"when it was made and cannot be given here")
     section = CorpusSection(
         sources=tuple(s if s == "packaged" else _resolve(s, base) for s in sources),
         seconds=_get(t, "seconds", "float", d.seconds, w),
         max_long_side=_get(t, "max_long_side", "int", d.max_long_side, w),
         mixes=_get(t, "mixes", "int", d.mixes, w),
         work_dir=_resolve(work_dir, base) if work_dir else None,
+        folder=_resolve(folder, base) if folder else None,
     )
     for ok, message in ((section.seconds > 0, "corpus.seconds must be greater than 0"),
                         (section.max_long_side >= 64, "corpus.max_long_side must be at least 64"),

@@ -32,8 +32,8 @@ import torch
 
 from ..calibration import Calibration, fingerprint
 from ..data.distortions import TYPES
-from ..data.sources import fetch_debian_files, python_package_sources
-from ..data.synth import FineClipSet, SynthConfig, extract_synth_features, sources_from_paths, synthesize
+from ..data.sources import Source, fetch_debian_files, python_package_sources
+from ..data.synth import FineClipSet, SynthConfig, extract_synth_features, read_samples, sources_from_paths, synthesize
 from ..errors import ConfigError
 from ..features import FeatureConfig
 from ..heads import PlattScaling, fit_boosted_trees
@@ -169,6 +169,19 @@ def previous_model_figures(config: ExperimentConfig, union_features: np.ndarray,
     return {"model": previous.id, **summary_figures(ev)}
 
 
+def _made_corpus(folder: Path) -> tuple[Path, list[Source], SynthConfig, list]:
+    """A corpus `vqscope synth --out FOLDER` made: its settings, its samples, and its sources as
+    the samples name them (their files are not needed any more)."""
+    try:
+        settings = json.loads((folder / "config.json").read_text())
+        synth_config = SynthConfig(**{**settings, "holdout": tuple(settings.get("holdout", ()))})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"corpus.folder {folder}: not a corpus `vqscope synth` made (config.json: {exc})") from None
+    samples = read_samples(folder)
+    sources = [Source(name, "unknown", "", f"corpus {folder}") for name in sorted({s.source for s in samples})]
+    return folder, sources, synth_config, samples
+
+
 def _describe(feature_config: FeatureConfig, set_name: str, kind: str) -> str:
     backbones = " + ".join(feature_config.spatial + feature_config.temporal)
     if "severity" in kind:
@@ -192,19 +205,24 @@ def run_corpus_training(
     assert config.corpus is not None, "run_corpus_training needs a config with a [corpus]"
     seed = config.train.seed
     torch.manual_seed(seed)
-    work = Path(work_dir) if work_dir else config.corpus.work_path
-    corpus_dir = work / "fine"
     n_workers = workers or config.features.workers or min(2, default_workers())
-    try:
-        own = sources_from_paths([s for s in config.corpus.sources if s != "packaged"])
-    except FileNotFoundError as exc:
-        raise ConfigError(f"corpus.sources: no such file or folder: {exc}") from None
-    packaged = fetch_debian_files(work / "sources") + python_package_sources() if "packaged" in config.corpus.sources else []
-    sources = packaged + own
-    log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
-    synth_config = SynthConfig(seconds=config.corpus.seconds, max_long_side=config.corpus.max_long_side,
-                               mixes=config.corpus.mixes, seed=seed)
-    samples = sorted(synthesize(sources, corpus_dir, synth_config, workers=n_workers, log=log), key=lambda s: s.id)
+    if config.corpus.folder:
+        corpus_dir, sources, synth_config, samples = _made_corpus(Path(config.corpus.folder))
+    else:
+        work = Path(work_dir) if work_dir else config.corpus.work_path
+        corpus_dir = work / "fine"
+        try:
+            own = sources_from_paths([s for s in config.corpus.sources if s != "packaged"])
+        except FileNotFoundError as exc:
+            raise ConfigError(f"corpus.sources: no such file or folder: {exc}") from None
+        packaged = (fetch_debian_files(work / "sources") + python_package_sources()
+                    if "packaged" in config.corpus.sources else [])
+        sources = packaged + own
+        log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
+        synth_config = SynthConfig(seconds=config.corpus.seconds, max_long_side=config.corpus.max_long_side,
+                                   mixes=config.corpus.mixes, seed=seed)
+        samples = synthesize(sources, corpus_dir, synth_config, workers=n_workers, log=log)
+    samples = sorted(samples, key=lambda s: s.id)
     log(f"{len(samples)} samples")
     if not samples:
         raise ConfigError(f"no sample could be made from the {len(sources)} sources (see the lines above)")
