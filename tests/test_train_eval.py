@@ -336,6 +336,11 @@ def test_features_train_eval_score(studies, tmp_path, capsys):
     assert training["datasets"][0]["split"] == {"method": "official", "train": 9, "val": 3, "test": 4}
     assert set(meta["card"]["evaluation"]) == {"lab1", "lab2"}
     assert meta["calibration"]["size"] == 32
+    # and its card beside it, from what the model file stores
+    card = model_path.with_suffix(".md").read_text()
+    assert card.startswith("# Model card: two-labs@1") and "| lab1 (lab1) | `csv:" in card
+    lab1 = meta["card"]["evaluation"]["lab1"]
+    assert f"| lab1 | {lab1['n']} | {lab1['srocc']:.3f} [" in card and "`vqscope train train.toml`" in card
 
     # the trained model is an ordinary model file: `vqscope score` reads it
     model = Model.load(model_path)

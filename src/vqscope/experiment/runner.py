@@ -26,6 +26,7 @@ from ..metrics import detailed_agreement
 from ..model import Model, ModelInfo
 from ..output import name_once
 from .config import DatasetEntry, ExperimentConfig, default_workers
+from .datasets_card import write_datasets_card
 from .data import ProgressBar, VideoSet, describe_report, ensure_features, load_video_set, open_cache
 from .multihead import MultiHeadResult, fit_multihead, head_of, predict_videos
 from .splits import Split, make_split
@@ -120,6 +121,7 @@ def run_training(
     path = Path(out) if out else config.output_path()
     try:
         saved = model.save(path)
+        write_datasets_card(Path(saved).with_suffix(".md"), model)
     except OSError as exc:
         raise ConfigError(f"cannot write the model file {path}: {exc.strerror or exc}", path=str(path)) from None
     return TrainOutcome(model, saved, outcomes, chosen)
