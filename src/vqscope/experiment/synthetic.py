@@ -68,6 +68,12 @@ def columns_of(config: FeatureConfig, union: FeatureConfig) -> np.ndarray:
     return np.concatenate([where[name] for name, _ in config.layout])
 
 
+def _network_setting(config: ExperimentConfig) -> dict:
+    """fit_fine's setting of the network every kind of head starts from (dimension heads gated
+    by detection)."""
+    return {"hidden": config.train.hidden, "weight_decay": config.train.weight_decay, "gate": True}
+
+
 def _tree_settings(trees: TreesSection) -> dict:
     return {"max_iter": trees.max_iter, "learning_rate": trees.learning_rate, "max_leaf_nodes": trees.max_leaf_nodes,
             "l2_regularization": trees.l2_regularization}
@@ -100,7 +106,7 @@ def compare_feature_sets(config: ExperimentConfig, clips: FineClipSet, samples, 
     seed, folds = config.train.seed, config.choose.folds
     deepest = max(HEAD_CHOICES.index(h) for h in config.choose.heads)
     kinds = HEAD_CHOICES[: deepest + 1]
-    setting = {"hidden": config.train.hidden, "weight_decay": config.train.weight_decay, "gate": True}
+    setting = _network_setting(config)
     names = sorted({s.source for s in samples if s.split != "test"},
                    key=lambda n: hashlib.sha256(f"cv{seed}:{n}".encode()).hexdigest())
     fold_of = {n: i % folds for i, n in enumerate(names)}
@@ -277,7 +283,7 @@ def run_corpus_training(
     epochs = int(np.median(comparison[chosen]["epochs"])) + 1
     fit_videos = np.concatenate([train_v, val_v])
     fit_rows = np.isin(clips.sample_index, fit_videos)  # their clips, which the tree parts train on
-    setting = {"hidden": config.train.hidden, "weight_decay": config.train.weight_decay, "gate": True}
+    setting = _network_setting(config)
     fit = fit_fine(clips.features, clips.dimensions, clips.presence, clips.sample_index, video_dims, video_presence,
                    fit_videos, val_v, DIMENSIONS, DISTORTION_TYPES, settings=(setting,), epochs=epochs, seed=seed, log=log)
     network = fit.network

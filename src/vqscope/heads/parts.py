@@ -161,7 +161,7 @@ def build_part(part: Part, config: HeadConfig, width: int) -> nn.Module:
     types = len(config.distortions)
     if part.kind == "linear_distortions":
         return LinearDistortions(width, types)
-    if part.kind in ("tree_distortions",):
+    if part.kind == "tree_distortions":
         return TreeDistortions(types, *part.shape)
     if part.kind == "platt_scaling":
         return PlattScaling(types)
