@@ -250,7 +250,9 @@ def run_corpus_training(
     samples = sorted(samples, key=lambda s: s.id)
     log(f"{len(samples)} samples")
     if not samples:
-        raise ConfigError(f"no sample could be made from the {len(sources)} sources (see the lines above)")
+        raise ConfigError(f"corpus.folder {config.corpus.folder} holds no sample whose files are there"
+                          if config.corpus.folder else
+                          f"no sample could be made from the {len(sources)} sources (see the lines above)")
     started = time.time()
 
     union = config.features.config
