@@ -35,6 +35,16 @@ def composed_network(seed: int = 0) -> tuple[np.ndarray, PredictionNetwork]:
     return x, net.with_part("overall_regression", overall).eval()
 
 
+def assert_same_outputs(want_net: PredictionNetwork, got_net: PredictionNetwork, x: np.ndarray) -> None:
+    """Every output of the two networks equal to the last bit on `x`."""
+    q = torch.from_numpy(x)
+    with torch.no_grad():
+        want, got = want_net.eval()(q), got_net.eval()(q)
+    assert list(got) == list(want)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+
+
 def test_parts_go_in_the_order_they_apply_whatever_order_they_were_added():
     _, net = composed_network()
     assert [p.kind for p in net.config.parts] == ["tree_distortions", "platt_scaling", "detection_gate",
@@ -56,11 +66,7 @@ def test_a_config_round_trips_through_a_model_file(tmp_path):
     assert meta["head"]["parts"][0] == {"kind": "tree_distortions", "shape": list(net.config.parts[0].shape)}
     loaded = Model.load(path)
     assert loaded.network.config == net.config
-    q = torch.from_numpy(x[:8])
-    with torch.no_grad():
-        want, got = net(q), loaded.network.eval()(q)
-    for key in want:
-        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    assert_same_outputs(net, loaded.network, x[:8])
 
 
 def test_a_model_file_of_the_flag_era_loads_and_scores_as_it_did(tmp_path):
@@ -82,11 +88,7 @@ def test_a_model_file_of_the_flag_era_loads_and_scores_as_it_did(tmp_path):
 
     loaded = Model.load(old)
     assert loaded.network.config == net.config
-    q = torch.from_numpy(x[:8])
-    with torch.no_grad():
-        want, got = net(q), loaded.network.eval()(q)
-    for key in want:
-        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    assert_same_outputs(net, loaded.network, x[:8])
 
 
 @pytest.mark.parametrize("flags, kinds", [
