@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import Model
+from .provenance import card_heading
 
 
 def _interval(metrics: dict, key: str) -> str:
@@ -22,10 +23,7 @@ def write_datasets_card(path: Path, model: Model) -> None:
     train = t["train"]
     heads = "one shared head (`overall`)" if train.get("shared_head") else "one head per dataset"
     lines = [
-        f"# Model card: {model.id}",
-        "",
-        f"{model.info.description}.",
-        "",
+        *card_heading(model),
         "## What it predicts",
         f"A score on 0-100 per clip and, as their mean, per video, from the `{t['primary']}` head ({heads}: "
         f"{', '.join(f'`{h}`' for h in t['heads'])}); a grade; and the percentile of the score among "

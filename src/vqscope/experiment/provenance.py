@@ -16,6 +16,7 @@ import torch
 
 from .. import __version__
 from ..data.sources import Source
+from ..errors import ConfigError
 from ..model import Model
 
 # Real clips a card scores where the folder holds them (../shared/media); human MOS where published.
@@ -63,6 +64,22 @@ def score_real_clips(model: Model, folder: str | Path | None, log: Callable[[str
         log(f"{name}: {r.score:.1f} ({r.grade})" + (f"; {row['dimensions']}; {row['top_distortions']}"
                                                      if r.distortions else ""))
     return sorted(out, key=lambda d: -d["score"])
+
+
+def card_heading(model: Model) -> list[str]:
+    """The lines every model card opens with: its id and its description."""
+    return [f"# Model card: {model.id}", "", f"{model.info.description}.", ""]
+
+
+def save_with_card(model: Model, path: Path, write_card: Callable[[Path], None]) -> str:
+    """Save `model` to `path` and its card beside it (MODEL.md); a folder that cannot be written
+    is one ConfigError line, whichever of the two failed."""
+    try:
+        saved = model.save(path)
+        write_card(Path(saved).with_suffix(".md"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the model file {path}: {exc.strerror or exc}", path=str(path)) from None
+    return saved
 
 
 def sources_and_provenance(training: dict) -> list[str]:

@@ -27,6 +27,7 @@ from ..model import Model, ModelInfo
 from ..output import name_once
 from .config import DatasetEntry, ExperimentConfig, default_workers
 from .datasets_card import write_datasets_card
+from .provenance import save_with_card
 from .data import ProgressBar, VideoSet, describe_report, ensure_features, load_video_set, open_cache
 from .multihead import MultiHeadResult, fit_multihead, head_of, predict_videos
 from .splits import Split, make_split
@@ -118,12 +119,8 @@ def run_training(
         card=_card(config, outcomes, chosen),
     )
     model = Model(info, config.features.config, network, calibration)
-    path = Path(out) if out else config.output_path()
-    try:
-        saved = model.save(path)
-        write_datasets_card(Path(saved).with_suffix(".md"), model)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the model file {path}: {exc.strerror or exc}", path=str(path)) from None
+    saved = save_with_card(model, Path(out) if out else config.output_path(),
+                           lambda card: write_datasets_card(card, model))
     return TrainOutcome(model, saved, outcomes, chosen)
 
 

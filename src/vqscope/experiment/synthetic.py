@@ -41,7 +41,7 @@ from ..model import Model, ModelInfo
 from ..taxonomy import DIMENSIONS, DISTORTION_TYPES
 from ..train import fit_fine, fit_logit_calibration, predict_fine, video_means
 from .config import HEAD_CHOICES, ExperimentConfig, TreesSection, default_workers
-from .provenance import provenance, score_real_clips
+from .provenance import provenance, save_with_card, score_real_clips
 from .synthetic_card import write_card
 from .synthetic_figures import evaluate, held_out_figures, summary_figures
 
@@ -368,10 +368,6 @@ def run_corpus_training(
     if dry_run:
         log("dry run: no model written")
         return CorpusOutcome(model, None, evaluation, chosen)
-    path = Path(out) if out else config.output_path()
-    try:
-        saved = model.save(path)
-        write_card(Path(saved).with_suffix(".md"), model, samples, evaluation, real)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the model file {path}: {exc.strerror or exc}", path=str(path)) from None
+    saved = save_with_card(model, Path(out) if out else config.output_path(),
+                           lambda card: write_card(card, model, samples, evaluation, real))
     return CorpusOutcome(model, saved, evaluation, chosen)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..data.distortions import quality_loss
 from ..model import Model
 from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
-from .provenance import sources_and_provenance
+from .provenance import card_heading, sources_and_provenance
 from .synthetic_figures import summary_figures
 
 # The targets the first fine-grained issue set: mean type AUC and every dimension's SROCC.
@@ -159,10 +159,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
                if given else " shipped in Debian and PyPI packages")
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines = [
-        f"# Model card: {model.id}",
-        "",
-        f"{model.info.description}.",
-        "",
+        *card_heading(model),
         "## What it predicts",
         "For each 1-second clip (key frame + 32-frame window) and, as their mean, for the video: a score on 0-100",
         "and a grade (bad, poor, fair, good, excellent in bands of 20) for each of six dimensions (color, noise,",
