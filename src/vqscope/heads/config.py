@@ -110,8 +110,7 @@ class HeadConfig:
             raise ValueError("a network has one distortion head: linear_distortions or tree_distortions")
         if parts and not self.distortions:
             raise ValueError(f"{parts[0].kind} needs distortion types")
-        if self.has("overall_regression") and (kinds.index("overall_regression") < kinds.index("severity_composition")
-                                               if self.has("severity_composition") else True):
+        if "overall_regression" in kinds and "severity_composition" not in kinds[:kinds.index("overall_regression")]:
             raise ValueError("overall_regression needs a severity_composition before it")
         if self.has("overall_regression") and "overall" not in self.heads:
             raise ValueError("overall_regression needs an overall head")
