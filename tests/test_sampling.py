@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vqscope.sampling import ClipAssembler, ClipPlanConfig, plan_clips
-from vqscope.video import VideoReader
+from vqscope.video import VideoReader, probe
 
 
 def test_one_clip_per_second():
@@ -87,3 +87,26 @@ def test_assembler_seeks_over_gaps_in_long_videos(video_factory):
         assert clip.key["key"] == pytest.approx(clip.spec.start_s, abs=0.5 / 12)
         assert len(clip.window["w"]) == 32 and not clip.padded
     assert stats.frames < 120  # the gaps before and between the clips were seeked over
+
+
+def test_a_dropped_frame_of_a_variable_rate_file_is_held_in_the_window(tmp_path):
+    """Frames dropped from a 25 fps recording (a variable-rate file on a 25 fps grid) are shown
+    as the frame before held, as a player shows them: the window runs on the nominal grid, and a
+    constant-rate file's window is its frames in order (the test above)."""
+    from conftest import textured_frames
+    from vqscope.data.encode import write_video
+
+    dropped = {3, 4, 9, 15, 16, 17, 30}
+    slots = [i for i in range(50) if i not in dropped]
+    path = write_video(tmp_path / "dropped.mp4", textured_frames(len(slots), 72, 128), 25,
+                       frame_times=[i / 25 for i in slots])
+    info = probe(path)
+    assert info.variable_frame_rate and info.nominal_fps == pytest.approx(25.0)
+    assert info.fps < 25.0 and info.display_fps == pytest.approx(25.0)
+    with VideoReader(path) as reader:
+        plan = plan_clips(reader.info.duration_s, reader.info.display_fps)
+        clips = list(ClipAssembler(plan, lambda f: {"key": f.time_s}, lambda f: {"w": f.time_s}).run(reader))
+    shown = [round(t * 25) for t in clips[0].window["w"]]
+    assert len(shown) == 32 and not clips[0].padded
+    # slot k shows the last frame at or before k
+    assert shown == [max(s for s in slots if s <= k) for k in range(32)]

@@ -199,6 +199,11 @@ class ClipAssembler:
     branch name); frames are converted once even where windows overlap. Windows cut short by
     the end of the stream are padded with their last frame and flagged. Far-apart clips
     (long videos thinned to `max_clips`) are reached by seeking instead of decoding the gap.
+
+    Windows follow display time on the plan's frame grid: where a frame arrives more than one
+    frame period after the one before (frames dropped from a variable-rate file), the one before
+    is held for the periods in between, as a player shows it. A constant-rate file never has
+    such a gap, so its windows are the decoded frames in order.
     """
 
     def __init__(
@@ -242,6 +247,7 @@ class ClipAssembler:
                     if b.key is None and t >= b.spec.key_time_s - tol:
                         b.key = self.prepare_key(frame)
                         b.key_time_s = t
+                    self._hold_through_gap(b, t, window_frames)
                     self._append(b, window_inputs, t)
                 done = [b for b in building if b.count >= window_frames and b.key is not None]
                 for b in done:
@@ -269,6 +275,16 @@ class ClipAssembler:
                 f"stream ended at {last_frame.time_s if last_frame else 0:.2f} s; "
                 f"{missing} planned clip(s) past it were dropped"
             )
+
+    def _hold_through_gap(self, b: _Building, t: float, window_frames: int) -> None:
+        """Repeat the window's last frame for each frame period missing before time `t`."""
+        if b.count == 0 or b.first_time_s is None:
+            return
+        missing = int(round((t - b.last_time_s) * self.plan.fps)) - 1
+        for _ in range(min(missing, window_frames - b.count - 1)):
+            for frames in b.window.values():
+                frames.append(frames[-1])
+            b.count += 1
 
     @staticmethod
     def _append(b: _Building, inputs: dict[str, Any], t: float) -> None:

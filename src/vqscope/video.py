@@ -60,9 +60,22 @@ class VideoInfo:
     has_audio: bool
     sample_aspect_ratio: float
     size_bytes: int
+    nominal_fps: float = 0.0  # the container's nominal (base) rate; 0 where it gives none
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def display_fps(self) -> float:
+        """The rate the frames are shown on. A variable-rate file whose frames sit on a finer
+        nominal grid (a phone's recording that dropped frames, or a file with frames cut out)
+        shows each frame until the next one is due: on that grid a dropped frame is a held
+        frame, which is how the clip windows read it (sampling.ClipAssembler) and how a viewer
+        sees it. Elsewhere, and where the nominal rate is implausible (above 120 fps or more
+        than 8x the average, as a container's time-base guess can be), the average rate."""
+        if self.variable_frame_rate and self.fps < self.nominal_fps <= min(120.0, 8.0 * self.fps):
+            return self.nominal_fps
+        return self.fps
 
 
 def check_readable_file(path: str | os.PathLike[str]) -> str:
@@ -244,6 +257,7 @@ def _probe_open(container, path: str, opening: dict | None = None) -> VideoInfo:
         has_audio=bool(container.streams.audio),
         sample_aspect_ratio=round(sar, 4),
         size_bytes=os.path.getsize(path),
+        nominal_fps=round(float(stream.base_rate), 4) if stream.base_rate else 0.0,
     )
 
 

@@ -339,7 +339,7 @@ class FeatureExtractor:
 
         with open_reader(path, self.decoder) as reader:
             info = reader.info
-            plan = plan_clips(info.duration_s, info.fps, plan_config)
+            plan = plan_clips(info.duration_s, info.display_fps, plan_config)
             warnings: list[str] = []
             clips: list[ClipFeatures] = []
             for inputs in self.iter_clips(reader, plan, warnings):
@@ -365,4 +365,4 @@ class FeatureExtractor:
 def video_meta(info: VideoInfo) -> list[float]:
     """Resolution and frame rate as features: viewers judge a 144p or 8 fps video by them."""
     short, long = sorted((max(info.width, 1), max(info.height, 1)))
-    return [math.log2(short), math.log2(long), math.log2(max(info.fps, 1.0))]
+    return [math.log2(short), math.log2(long), math.log2(max(info.display_fps, 1.0))]

@@ -133,7 +133,7 @@ def _decode(
     started = time.perf_counter()
     with VideoReader(path, threads=decoder_threads) as reader:
         info = reader.info
-        plan = plan_clips(info.duration_s, info.fps, plan_config)
+        plan = plan_clips(info.duration_s, info.display_fps, plan_config)
         assembler = ClipAssembler(plan, preparer.key, preparer.window)
         clips = [_compact(clip) for clip in assembler.run(reader)]
         warnings = list(assembler.warnings) + list(reader.decode_warnings)
