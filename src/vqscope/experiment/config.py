@@ -151,6 +151,7 @@ class CorpusSection:
     mixes: int = 48  # graded mixes per source
     work_dir: str | None = None  # None: default_corpus_dir()
     folder: str | None = None  # a corpus `vqscope synth --out FOLDER` made: trained on as it is, nothing rendered
+    target: str = "designed"  # loss table of the targets: "designed", a packaged table ("gmsd") or a table file
 
     @property
     def work_path(self) -> Path:
@@ -489,6 +490,24 @@ def _datasets(value: Any, base: Path, train: TrainSection) -> tuple[DatasetEntry
     return tuple(entries)
 
 
+def _target(value: str, base: Path) -> str:
+    """A loss table's name, or its file resolved against the config's folder; checked now so a
+    wrong name fails before hours of rendering."""
+    from ..data.loss_table import known_tables, table_named
+
+    if value in known_tables():
+        return value
+    path = _resolve(value, base)
+    if not Path(path).is_file():
+        raise ConfigError(f"corpus.target: no loss table {value!r}: name one of {', '.join(known_tables())}, "
+                          f"or a table file")
+    try:
+        table_named(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"corpus.target: {value}: not a loss table ({exc})") from None
+    return path
+
+
 def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
     _known(t, tuple(f.name for f in fields(CorpusSection)), "[corpus]")
     d, w = CorpusSection(), "corpus"
@@ -509,6 +528,7 @@ def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
         mixes=_get(t, "mixes", "int", d.mixes, w),
         work_dir=_resolve(work_dir, base) if work_dir else None,
         folder=_resolve(folder, base) if folder else None,
+        target=_target(_get(t, "target", "str", d.target, w), base),
     )
     for ok, message in ((section.seconds > 0, "corpus.seconds must be greater than 0"),
                         (section.max_long_side >= 64, "corpus.max_long_side must be at least 64"),

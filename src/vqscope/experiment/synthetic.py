@@ -33,7 +33,9 @@ import torch
 from ..calibration import Calibration, fingerprint
 from ..data.distortions import TYPES
 from ..data.sources import DEBIAN_FILES, Source, fetch_debian_files, python_package_sources
-from ..data.synth import FineClipSet, SynthConfig, extract_synth_features, read_samples, sources_from_paths, synthesize
+from ..data.loss_table import LossTable, designed_table, table_named
+from ..data.synth import (FineClipSet, SynthConfig, extract_synth_features, read_samples, sources_from_paths, synthesize,
+                          video_targets)
 from ..errors import ConfigError
 from ..features import FeatureConfig
 from ..heads import PlattScaling, fit_boosted_trees
@@ -170,7 +172,7 @@ def previous_model_figures(config: ExperimentConfig, union_features: np.ndarray,
     if any(name not in union for name, _ in previous.features.layout):
         return None
     sliced = FineClipSet(union_features[:, columns_of(previous.features, config.features.config)], clips.dimensions,
-                         clips.presence, clips.sample_index, clips.samples, clips.keep)
+                         clips.presence, clips.sample_index, clips.samples, clips.keep, clips.table)
     ev = evaluate(previous.network.eval(), sliced, samples, video_dims, video_presence, test_v)
     return {"model": previous.id, **summary_figures(ev)}
 
@@ -206,6 +208,16 @@ def _made_corpus(folder: Path) -> tuple[Path, list[Source], SynthConfig, list]:
     samples = read_samples(folder)
     sources = [Source(name, "unknown", "", f"corpus {folder}") for name in sorted({s.source for s in samples})]
     return folder, sources, synth_config, samples
+
+
+def _target_text(table: LossTable | None) -> str:
+    head = "per frame, per dimension: 100 * prod(1 - loss(type, level)) over the distortions of that dimension " \
+           "present in the frame (overall: all of them); "
+    tail = "; presence per clip = share of its frames carrying the type"
+    if table is None:
+        return head + "loss = quality_loss = 0.7*((level+1)/levels)^1.2 for every type" + tail
+    measured = ", ".join(table.measured) or "none"
+    return head + f"loss from the loss table {table.name!r} (measured: {measured})" + tail
 
 
 def _describe(feature_config: FeatureConfig, set_name: str, kind: str) -> str:
@@ -256,9 +268,12 @@ def run_corpus_training(
     started = time.time()
 
     union = config.features.config
-    clips = extract_synth_features(corpus_dir, samples, union, workers=n_workers, log=log)
+    table = None if config.corpus.target == "designed" else table_named(config.corpus.target)
+    if table is not None:
+        log(f"targets on loss table {table.name!r} (measured: {', '.join(table.measured) or 'none'})")
+    clips = extract_synth_features(corpus_dir, samples, union, workers=n_workers, log=log, table=table)
     n = len(samples)
-    video_dims = np.array([[s.dimensions[d] for d in DIMENSIONS] for s in samples])
+    video_dims = video_targets(corpus_dir, samples, table)
     video_presence = np.array([[s.presence[t] for t in DISTORTION_TYPES] for s in samples])
     role = np.array([s.split for s in samples])
     train_v, val_v, test_v = (np.flatnonzero(role == r) for r in ("train", "val", "test"))
@@ -324,9 +339,8 @@ def run_corpus_training(
         "corpus": {**{k: v for k, v in synth_config.__dict__.items()}, "samples": n,
                    "clips": int(clips.features.shape[0]),
                    "distortions": {t: list(TYPES[t].levels) for t in DISTORTION_TYPES}},
-        "target": "per frame, per dimension: 100 * prod(1 - quality_loss(level)) over the distortions of that "
-                  "dimension present in the frame (overall: all of them); quality_loss = 0.7*((level+1)/levels)^1.2; "
-                  "presence per clip = share of its frames carrying the type",
+        "target": _target_text(table),
+        "loss_table": (table or designed_table()).to_dict(),
         "head_setting": fit.setting,
         "folds": config.choose.folds,
         "feature_sets_cv": comparison,

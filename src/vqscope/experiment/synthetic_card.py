@@ -78,6 +78,36 @@ def heads_text(t: dict) -> list[str]:
                     "the dimension's types)."]
 
 
+def _table_of(t: dict) -> dict:
+    """The loss table of a training record (records before the table existed used the designed curve)."""
+    if "loss_table" in t:
+        return t["loss_table"]
+    return {"name": "designed", "measured": [],
+            "losses": {name: [round(quality_loss(k, len(levels)), 4) for k in range(len(levels))]
+                       for name, levels in t["corpus"]["distortions"].items()}}
+
+
+def loss_table_lines(t: dict) -> list[str]:
+    table = _table_of(t)
+    measured = set(table.get("measured", ()))
+    head = (f"  Loss per level, table `{table['name']}` (m: measured by the full-reference measure on the corpus's "
+            f"training renders; a: anchored at the measured types' mean):" if measured else
+            f"  Loss per level, table `{table['name']}`:")
+    return [head, *(f"  - {name}{' (m)' if name in measured else ' (a)' if measured else ''}: "
+                    + ", ".join(f"{x:.2f}" for x in losses) for name, losses in table["losses"].items())]
+
+
+def loss_table_limits(t: dict) -> list[str]:
+    table = _table_of(t)
+    if table.get("measured"):
+        measure = table.get("provenance", {}).get("measure", "a full-reference measure")
+        return [f"- The losses of {', '.join(table['measured'])} are what a full-reference measure says of the",
+                f"  training renders ({measure}), not what viewers said; the other types are anchored at the",
+                "  measured types' mean by relative level (data/loss_table.py)."]
+    return ["- One loss table serves every type: level k of blur is taken to hurt as much as level k of noise. That",
+            "  equivalence was set by eye on the contact sheet, not measured with viewers."]
+
+
 def overall_regressor_limits(composed: dict | None, real: list[dict]) -> list[str]:
     """The Limits line on the overall regressor, with what it did to the real clips."""
     if not composed:
@@ -209,8 +239,8 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "  Gaussian sigma (8-bit); compression = x264 CRF; mosaic = block side at 720 lines; oversharpening =",
         "  unsharp-mask amount; defocus = Gaussian sigma at 720 lines; motion blur = kernel length at 720 lines;",
         "  stutter = frames held; jitter = shake as a share of the frame side; flicker = brightness swing.",
-        f"- Targets: {t['target']}. Level losses for four levels: "
-        + ", ".join(f"{quality_loss(k, 4):.2f}" for k in range(4)) + ".",
+        f"- Targets: {t['target']}.",
+        *loss_table_lines(t),
         f"- Split by source: {t['split_counts']} videos; no source straddles two splits.",
         "- The clips of ../shared/media were never used for training.",
         "",
@@ -224,7 +254,8 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "in about half the videos, so every dimension varies across the set as each dimension's opinion score",
         "varies across a rated set of uploads (FineVQ's evaluation): predicted video score against the target",
         "(SROCC, KRCC, PLCC, RMSE), the SROCC ceiling the target's ties leave (see Limits), what a perfect grader",
-        "reaches that cannot see any type's mildest level (level 0, meant to be barely visible: it scores those",
+        "reaches that cannot see any type's mildest level (level 0"
+        + (", meant to be barely visible" if not _table_of(t).get("measured") else "") + ": it scores those",
         "as clean), and SROCC within the dimension (mixes carrying one of its types, plus the clean ones).",
         "",
         *dimension_table(ev["dimensions"]),
@@ -292,8 +323,7 @@ def write_card(path: Path, model: Model, samples, ev: dict, real: list[dict]) ->
         "  in every dimension, so the model cannot tell a mediocre original from a good one except through the",
         "  distortions it was shown, and it knows nothing of content appeal. Real uploads carry distortions the",
         "  sources themselves had (several Debian sample videos are soft or compressed), which the labels call clean.",
-        "- One loss table serves every type: level k of blur is taken to hurt as much as level k of noise. That",
-        "  equivalence was set by eye on the contact sheet, not measured with viewers.",
+        *loss_table_limits(t),
         "- Held-out figures are on the same synthetic distortions applied to unseen content; on real footage",
         "  distortions look different (real motion blur varies across the frame, real compression is adaptive)",
         "  and detection will be weaker. The real clips above show what it says there; no real labels exist here.",

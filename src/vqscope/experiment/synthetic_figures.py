@@ -35,11 +35,11 @@ def held_out_figures(network, x, clips, samples, video_dims, video_presence, vid
             "mean_srocc_catalogue": on_catalogue["mean_srocc"]}
 
 
-def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
+def dimension_figures(vd, video_dims, samples, videos, rng, table=None) -> dict:
     """Per dimension on `videos`: agreement with the targets, the SROCC ceiling their ties leave,
     and the SROCC within the dimension (videos carrying one of its types, and clean ones)."""
     out = {}
-    blind_targets = blind_to_mildest(samples, videos)
+    blind_targets = blind_to_mildest(samples, videos, table)
     for k, d in enumerate(DIMENSIONS):
         out[d] = agreement(vd[videos, k], video_dims[videos, k]).to_dict()
         # Videos that carry nothing of a dimension tie at 100. A predictor that ranks every
@@ -48,7 +48,7 @@ def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
         jitter = video_dims[videos, k] + rng.uniform(0, 1e-3, size=len(videos))
         out[d]["tie_ceiling_srocc"] = round(agreement(jitter, video_dims[videos, k]).srocc, 4)
         # A perfect grader that cannot see any type's mildest level (it scores those as clean):
-        # how much of the SROCC rests on seeing level 0, which is meant to be barely visible.
+        # how much of the SROCC rests on seeing level 0, the mildest the generator makes.
         blind = blind_targets[:, k] + rng.uniform(0, 1e-3, size=len(videos))
         out[d]["blind_to_mildest_srocc"] = round(agreement(blind, video_dims[videos, k]).srocc, 4)
         mine = [i for i in videos if not samples[i].recipe or any(
@@ -57,13 +57,13 @@ def dimension_figures(vd, video_dims, samples, videos, rng) -> dict:
     return out
 
 
-def blind_to_mildest(samples, videos) -> np.ndarray:
+def blind_to_mildest(samples, videos, table=None) -> np.ndarray:
     """[videos, 6] video targets with every level-0 step left out, built as the corpus builds
     its targets (per frame, then the mean over frames)."""
     out = np.empty((len(videos), len(DIMENSIONS)))
     for r, i in enumerate(videos):
         recipe = tuple(Step(**step) for step in samples[i].recipe if step["level"] > 0)
-        targets = dimension_targets(frame_levels(recipe, samples[i].frames))
+        targets = dimension_targets(frame_levels(recipe, samples[i].frames), table)
         out[r] = [targets[d].mean() for d in DIMENSIONS]
     return out
 
@@ -108,8 +108,8 @@ def evaluate(network, clips, samples, video_dims, video_presence, test_v) -> dic
     catalogue = np.array([i for i in test_v if samples[i].kind != "mix"], dtype=int)
     rng = np.random.default_rng(0)
     out: dict = {"n_videos": int(len(test_v)), "n_mixes": int(len(mixes)), "n_catalogue": int(len(catalogue)),
-                 "dimensions": dimension_figures(vd, video_dims, samples, mixes, rng),
-                 "catalogue_dimensions": dimension_figures(vd, video_dims, samples, catalogue, rng),
+                 "dimensions": dimension_figures(vd, video_dims, samples, mixes, rng, clips.table),
+                 "catalogue_dimensions": dimension_figures(vd, video_dims, samples, catalogue, rng, clips.table),
                  "types": type_figures(vp, video_presence, test_v)}
     for name, videos in (("mixes", mixes), ("catalogue", catalogue)):
         out[f"types_{name}"] = type_figures(vp, video_presence, videos)
