@@ -18,6 +18,7 @@ from vqscope.cli import main
 from vqscope.data.distortions import TRANSPARENT_CRF, TYPES, Step, apply, quality_loss, span_frames
 from vqscope.data.encode import write_video
 from vqscope.data.sources import Source
+from vqscope.errors import ConfigError
 from vqscope.data.synth import (
     LOCALISABLE,
     SynthConfig,
@@ -803,3 +804,58 @@ def test_cli_synth_with_unreadable_sources_does_not_report_success(capsys, sourc
     assert code == 3  # some sources failed
     assert "1 source(s) gave no sample: broken" in captured.err
     assert len(read_samples(tmp_path / "mixed")) == 1 + len(ALL_SINGLES)
+
+
+def test_compression_samples_share_encoders_by_hash_at_matching_levels(corpus, tmp_path):
+    """codecs=("libx264", "libx265"): each compression sample goes through one of them by a stable
+    hash of its id, x265 at CRF + 5 where that stays within its range (level 4, CRF 50, cannot);
+    everything else, and any corpus with one encoder, stays libx264 as before."""
+    from vqscope.data.distortions import CODEC_CRF_OFFSET
+    from vqscope.data.synth import compression_codec
+
+    both = ("libx264", "libx265")
+    compressed = (Step("compression", 2),)
+    picks = [compression_codec(f"s{i}", compressed, 40, both) for i in range(200)]
+    assert {c for c, _ in picks} == set(both)
+    assert all(crf == 40 + CODEC_CRF_OFFSET[c] for c, crf in picks)
+    assert {compression_codec(f"s{i}", (Step("compression", 4),), 50, both) for i in range(50)} == {("libx264", 50)}
+    assert {compression_codec(f"s{i}", (Step("noise", 1),), 17, both) for i in range(50)} == {("libx264", 17)}
+    assert {compression_codec(f"s{i}", compressed, 40, ("libx264",)) for i in range(50)} == {("libx264", 40)}
+    with pytest.raises(ValueError, match="codecs must be among libx264, libx265"):
+        SynthConfig(codecs=("libvpx-vp9",))
+
+    sources, _, samples, _ = corpus
+    clip = [s for s in sources if s.name == "clipA"]
+    config = SynthConfig(**{**CONFIG.__dict__, "codecs": both})
+    made = synthesize(clip, tmp_path / "x265", config, log=lambda m: None)
+    by_codec = {s.id: s.extra.get("codec", "libx264") for s in made}
+    hevc = [s for s in made if by_codec[s.id] == "libx265"]
+    assert hevc and all(any(step["name"] == "compression" for step in s.recipe) for s in hevc)
+    for s in made:
+        assert probe(tmp_path / "x265" / s.video).codec == ("hevc" if by_codec[s.id] == "libx265" else "h264")
+    assert all(s.extra["crf"] == TYPES["compression"].levels[[st for st in s.recipe if st["name"] == "compression"][0]
+                                                            ["level"]] + 5 for s in hevc)
+    # the one-encoder corpus of the same source is unchanged by the option's existence
+    assert all(s.extra == {} for s in samples)
+
+
+def test_cli_synth_names_the_encoders_it_can_share(capsys, source_files, tmp_path):
+    code = main(["synth", str(source_files / "clipA.mp4"), "--out", str(tmp_path / "c"), "--codecs", "libx264,vp9"])
+    lines = error_lines(capsys)
+    assert code == 2 and lines == ["vqscope: error: --codecs must be among libx264, libx265; got ['libx264', 'vp9']"]
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_folder_with_samples_refuses_settings_that_would_change_them(corpus, capsys):
+    """Rendered samples keep their ids when the encoder, length or split settings change, so a
+    folder that holds some is never finished with other settings: one line, exit 2."""
+    sources, folder, samples, _ = corpus
+    for change in ({"codecs": ("libx264", "libx265")}, {"seconds": 0.9}, {"holdout": ()}):
+        with pytest.raises(ConfigError, match=f"{folder} holds samples made with {next(iter(change))} = "):
+            synthesize(sources, folder, SynthConfig(**{**CONFIG.__dict__, **change}), log=lambda m: None)
+    assert json.loads((folder / "config.json").read_text())["seconds"] == CONFIG.seconds
+    clip = sources[0].path
+    assert main(["synth", clip, "--out", str(folder), "--seconds", "0.9"]) == 2
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and "holds samples made with seconds = 0.7, not 0.9" in lines[0]
+    assert len(read_samples(folder)) == len(samples)

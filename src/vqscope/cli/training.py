@@ -490,6 +490,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mix-share", type=float, default=0.5,
                    help="chance that a graded mix damages a given dimension (default 0.5)")
     p.add_argument("--max-long-side", type=int, default=768, help="rendering size cap in pixels (default 768)")
+    p.add_argument("--codecs", default="libx264", metavar="LIST",
+                   help="encoders of compression samples, shared by a stable hash: libx264 (default) or "
+                        "libx264,libx265 (x265 at CRF + 5, the level libx264 reaches at CRF)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", "-j", type=int, default=1, help="render this many sources at once")
     p.set_defaults(func=_cmd_synth)
@@ -520,10 +523,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError("two sources have the same name; rename one (names decide the held-out split)")
-    config = SynthConfig(seconds=args.seconds, pairs=args.pairs, triples=args.triples, mixes=args.mixes,
-                         mix_share=args.mix_share,
-                         max_long_side=args.max_long_side, test_share=args.test_share,
-                         holdout=tuple(h.strip() for h in args.holdout.split(",") if h.strip()), seed=args.seed)
+    try:
+        config = SynthConfig(seconds=args.seconds, pairs=args.pairs, triples=args.triples, mixes=args.mixes,
+                             mix_share=args.mix_share,
+                             max_long_side=args.max_long_side, test_share=args.test_share,
+                             holdout=tuple(h.strip() for h in args.holdout.split(",") if h.strip()), seed=args.seed,
+                             codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()))
+    except ValueError as exc:
+        raise ConfigError(f"--{exc}") from None
     try:
         samples = synthesize(sources, args.out, config, workers=args.workers,
                              log=lambda m: print(m, file=sys.stderr, flush=True))

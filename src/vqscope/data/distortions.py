@@ -283,6 +283,14 @@ TYPES: dict[str, DistortionType] = {
 }
 
 
+# Encoders a compression sample may go through, and the CRF offset that makes each one's level
+# match libx264's in visible loss: measured by GMSD on eight training sources (x265 at CRF c + 5
+# loses what x264 loses at c, as FFmpeg's H.265 guide says of CRF 28 and 23). A level an encoder
+# cannot reach (x265 stops at CRF 51) stays with libx264.
+CODEC_CRF_OFFSET = {"libx264": 0, "libx265": 5}
+MAX_CRF = 51
+
+
 def quality_loss(level: int, n_levels: int) -> float:
     """Share of quality a distortion at `level` takes away (0.13 for the mildest of four
     levels, 0.70 for the worst): a designed scale, the same for every type."""

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES, types_of
 from .corpus import corpus_features, read_index, slug, stable_hash
-from .distortions import TYPES, Step, apply, quality_loss, span_frames
+from .distortions import CODEC_CRF_OFFSET, MAX_CRF, TYPES, Step, apply, quality_loss, span_frames
 from .encode import write_video
 from .loss_table import LossTable
 from .sources import Source, source_frames
@@ -69,6 +69,14 @@ class SynthConfig:
     val_share: float = 0.1  # sources kept for choosing training options
     holdout: tuple[str, ...] = ()  # source names (or fnmatch patterns) always held out for testing
     seed: int = 0
+    codecs: tuple[str, ...] = ("libx264",)  # encoders of compression samples, shared by a stable hash
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.codecs if c not in CODEC_CRF_OFFSET]
+        if not self.codecs or unknown:
+            raise ValueError(f"codecs must be among {', '.join(CODEC_CRF_OFFSET)}; got {list(self.codecs)}")
+        object.__setattr__(self, "codecs", tuple(self.codecs))
+        object.__setattr__(self, "holdout", tuple(self.holdout))
 
 
 @dataclass
@@ -172,6 +180,18 @@ def sample_recipes(source: Source, segment: int, config: SynthConfig) -> list[tu
     mix_rng = np.random.default_rng([config.seed, stable_hash(source.name), segment, stable_hash("mixes")])
     out += [(f"{MIX_PREFIX}{i}-{recipe_id(r)}", r) for i, r in enumerate(mixes_for(mix_rng, config))]
     return out
+
+
+def compression_codec(sample_id: str, recipe: Recipe, crf: int, codecs: Sequence[str]) -> tuple[str, int]:
+    """(encoder, CRF) of a sample: libx264 at the recipe's CRF unless the recipe compresses and
+    the sample's stable hash picks another of `codecs` that can reach the same level (its CRF
+    shifted by `CODEC_CRF_OFFSET`). Samples without compression are always libx264's transparent
+    carrier; one encoder list gives the same corpus as before the option existed."""
+    if len(codecs) < 2 or not any(s.name == "compression" for s in recipe):
+        return "libx264", crf
+    codec = codecs[stable_hash(f"codec:{sample_id}") % len(codecs)]
+    shifted = crf + CODEC_CRF_OFFSET[codec]
+    return (codec, shifted) if shifted <= MAX_CRF else ("libx264", crf)
 
 
 def frame_levels(recipe: Recipe, n_frames: int) -> np.ndarray:
@@ -301,7 +321,8 @@ def _render_unit(args: tuple[_Unit, SynthConfig, str]) -> list[dict] | str:
         sample_rng = np.random.default_rng([config.seed, stable_hash(sid)])
         distorted = apply(frames, recipe, sample_rng)
         video = Path("videos") / f"{sid}.mp4"
-        write_video(root / video, distorted.frames, fps, crf=distorted.crf)
+        codec, crf = compression_codec(sid, recipe, distorted.crf, config.codecs)
+        write_video(root / video, distorted.frames, fps, codec=codec, crf=crf)
         n = len(distorted.frames)
         levels = frame_levels(recipe, n)
         times = np.arange(n) / float(fps)
@@ -318,6 +339,7 @@ def _render_unit(args: tuple[_Unit, SynthConfig, str]) -> list[dict] | str:
             presence={t: int(worst[j] > 0) for j, t in enumerate(DISTORTION_TYPES)},
             severity={t: round(float(worst[j]) / TYPES[t].n_levels, 3) for j, t in enumerate(DISTORTION_TYPES)},
             seconds_to_build=round(time.perf_counter() - started, 3),
+            extra={"codec": codec, "crf": crf} if codec != "libx264" else {},
         )
         out.append(asdict(sample))
     return out
@@ -335,6 +357,7 @@ def synthesize(
     if len(set(names)) != len(names):
         raise ValueError("source names must be unique: they decide the held-out split")
     root = Path(folder)
+    _check_same_settings(root, config)
     (root / "videos").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
@@ -354,6 +377,33 @@ def synthesize(
         else:
             made = _record(map(_render_unit, jobs), index, made, total, log)
     return read_samples(root)
+
+
+# Settings that change what an already rendered sample is (its pixels or its split) without
+# changing its id: a folder holding samples made with others would silently mix two corpora.
+_RENDER_SETTINGS = ("seconds", "segments", "localised_share", "mix_share", "max_long_side", "test_share",
+                    "val_share", "holdout", "seed", "codecs")
+
+
+def _check_same_settings(root: Path, config: SynthConfig) -> None:
+    from ..errors import ConfigError
+
+    saved_path = root / "config.json"
+    if not saved_path.is_file() or not read_samples(root):
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, ValueError):
+        return
+    new = asdict(config)
+    default = asdict(SynthConfig())
+    for key in _RENDER_SETTINGS:
+        before = saved.get(key, default[key])
+        before = list(before) if isinstance(before, (list, tuple)) else before
+        after = list(new[key]) if isinstance(new[key], (list, tuple)) else new[key]
+        if before != after:
+            raise ConfigError(f"{root} holds samples made with {key} = {before}, not {after}: use another folder "
+                              f"(or empty this one) for a corpus with other settings")
 
 
 def _record(results, index, made: int, total: int, log: Callable[[str], None]) -> int:

@@ -152,6 +152,7 @@ class CorpusSection:
     work_dir: str | None = None  # None: default_corpus_dir()
     folder: str | None = None  # a corpus `vqscope synth --out FOLDER` made: trained on as it is, nothing rendered
     target: str = "designed"  # loss table of the targets: "designed", a packaged table ("gmsd") or a table file
+    codecs: tuple[str, ...] = ("libx264",)  # encoders of compression samples ("libx264", "libx265"), shared by hash
 
     @property
     def work_path(self) -> Path:
@@ -509,6 +510,8 @@ def _target(value: str, base: Path) -> str:
 
 
 def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
+    from ..data.distortions import CODEC_CRF_OFFSET
+
     _known(t, tuple(f.name for f in fields(CorpusSection)), "[corpus]")
     d, w = CorpusSection(), "corpus"
     sources = _get(t, "sources", "strs", d.sources, w)
@@ -517,7 +520,7 @@ def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
     work_dir = _get(t, "work_dir", "str", None, w)
     folder = _get(t, "folder", "str", None, w)
     if folder is not None:
-        made = [k for k in ("sources", "seconds", "max_long_side", "mixes") if k in t]
+        made = [k for k in ("sources", "seconds", "max_long_side", "mixes", "codecs") if k in t]
         if made:
             raise ConfigError(f"corpus.folder is a corpus `vqscope synth` already made; corpus.{made[0]} was set "
                               f"when it was made and cannot be given here")
@@ -529,9 +532,12 @@ def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
         work_dir=_resolve(work_dir, base) if work_dir else None,
         folder=_resolve(folder, base) if folder else None,
         target=_target(_get(t, "target", "str", d.target, w), base),
+        codecs=tuple(_get(t, "codecs", "strs", d.codecs, w)),
     )
     for ok, message in ((section.seconds > 0, "corpus.seconds must be greater than 0"),
                         (section.max_long_side >= 64, "corpus.max_long_side must be at least 64"),
+                        (bool(section.codecs) and set(section.codecs) <= set(CODEC_CRF_OFFSET),
+                         f"corpus.codecs must be among {', '.join(CODEC_CRF_OFFSET)}"),
                         (section.mixes >= 2, "corpus.mixes must be at least 2 (dimensions are judged on the "
                                              "held-out graded mixes)")):
         if not ok:

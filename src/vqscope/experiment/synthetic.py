@@ -257,7 +257,7 @@ def run_corpus_training(
         sources = packaged + own
         log(f"{len(sources)} sources ({sum(s.kind == 'video' for s in sources)} videos)")
         synth_config = SynthConfig(seconds=config.corpus.seconds, max_long_side=config.corpus.max_long_side,
-                                   mixes=config.corpus.mixes, seed=seed)
+                                   mixes=config.corpus.mixes, seed=seed, codecs=config.corpus.codecs)
         samples = synthesize(sources, corpus_dir, synth_config, workers=n_workers, log=log)
     samples = sorted(samples, key=lambda s: s.id)
     log(f"{len(samples)} samples")
