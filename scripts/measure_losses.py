@@ -26,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         print(f"error: {args.corpus} holds no corpus sample", file=sys.stderr)
         return 2
-    table = measure_table(args.corpus, samples, name=args.name, workers=args.workers,
-                          log=lambda m: print(m, file=sys.stderr, flush=True))
-    table.save(args.out)
+    try:
+        table = measure_table(args.corpus, samples, name=args.name, workers=args.workers,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+        table.save(args.out)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for t, v in table.losses.items():
         mark = "measured" if t in table.measured else "anchored"
         print(f"{t:16s} {mark:9s} " + " ".join(f"{x:.3f}" for x in v))
