@@ -187,7 +187,7 @@ def designed_damage_scale() -> GradeScale:
     the ACR meanings "imperceptible", "perceptible but not annoying", "slightly annoying", ...
     in that order). A measured table (`gmsd`) keeps the same 0-100 scale of quality kept, so the
     same thresholds read the same share of quality lost; what changes is which level of which
-    type lands in which band (GMSD rates the mildest mosaic "poor", the mildest noise "good").
+    type lands in which band (by GMSD the mildest mosaic keeps 28, "bad", the mildest noise 87, "good").
 
     Why not the 20-point bands of the overall score: "excellent" from 80 took in the mildest
     level and most of the next, so a dimension that had lost as much as a whole trained level
