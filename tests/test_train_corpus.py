@@ -241,6 +241,13 @@ def test_a_loss_table_is_measured_on_training_renders_and_trains_the_targets(foo
     assert "not what viewers said" in " ".join(loss_table_limits(training))
 
 
+def test_a_recipe_names_encoders_the_generator_has():
+    assert parse_config('[model]\nname = "m"\n[corpus]\ncodecs = ["libx264", "libx265"]\n').corpus.codecs == (
+        "libx264", "libx265")
+    with pytest.raises(ConfigError, match=r"corpus.codecs must be among libx264, libx265; got \['vp9'\]"):
+        parse_config('[model]\nname = "m"\n[corpus]\ncodecs = ["vp9"]\n')
+
+
 def test_a_recipe_names_a_loss_table_that_exists(tmp_path):
     from vqscope.data.loss_table import designed_table, table_named
 

@@ -278,7 +278,7 @@ class ClipAssembler:
 
     def _hold_through_gap(self, b: _Building, t: float, window_frames: int) -> None:
         """Repeat the window's last frame for each frame period missing before time `t`."""
-        if b.count == 0 or b.first_time_s is None:
+        if b.count == 0:
             return
         missing = int(round((t - b.last_time_s) * self.plan.fps)) - 1
         for _ in range(min(missing, window_frames - b.count - 1)):

@@ -291,6 +291,13 @@ CODEC_CRF_OFFSET = {"libx264": 0, "libx265": 5}
 MAX_CRF = 51
 
 
+def check_codecs(codecs: Sequence[str]) -> tuple[str, ...]:
+    """`codecs` as a tuple, or a ValueError naming the encoders a corpus can share."""
+    if not codecs or any(c not in CODEC_CRF_OFFSET for c in codecs):
+        raise ValueError(f"codecs must be among {', '.join(CODEC_CRF_OFFSET)}; got {list(codecs)}")
+    return tuple(codecs)
+
+
 def quality_loss(level: int, n_levels: int) -> float:
     """Share of quality a distortion at `level` takes away (0.13 for the mildest of four
     levels, 0.70 for the worst): a designed scale, the same for every type."""

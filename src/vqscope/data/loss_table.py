@@ -34,6 +34,7 @@ A table is a small JSON file, versioned by name, that travels with the model's t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -61,9 +62,6 @@ class LossTable:
     losses: Mapping[str, tuple[float, ...]]
     measured: tuple[str, ...] = ()  # types whose losses were measured; the rest are designed or anchored
     provenance: Mapping[str, object] = field(default_factory=dict)
-
-    def loss(self, name: str, level: int) -> float:
-        return float(self.losses[name][level])
 
     def to_dict(self) -> dict:
         return {"name": self.name, "losses": {k: [round(float(v), 4) for v in vs] for k, vs in self.losses.items()},
@@ -206,15 +204,11 @@ def measure_table(
         raise ValueError("the corpus holds no training source with an undistorted render and single-type renders")
     log(f"loss table: {sum(len(j[2]) for j in jobs)} renders of {len(jobs)} training and validation sources")
     results: list[tuple[str, int, float]] = []
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for i, part in enumerate(pool.imap_unordered(_measure_segment, jobs), 1):
-                results += part
-                if i % 10 == 0 or i == len(jobs):
-                    log(f"loss table: {i}/{len(jobs)} sources")
-    else:
-        for i, job in enumerate(jobs, 1):
-            results += _measure_segment(job)
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    with pool or contextlib.nullcontext():
+        parts = pool.imap_unordered(_measure_segment, jobs) if pool else map(_measure_segment, jobs)
+        for i, part in enumerate(parts, 1):
+            results += part
             if i % 10 == 0 or i == len(jobs):
                 log(f"loss table: {i}/{len(jobs)} sources")
     losses: dict[str, tuple[float, ...]] = {}

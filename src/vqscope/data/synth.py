@@ -43,9 +43,9 @@ import numpy as np
 
 from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES, types_of
 from .corpus import corpus_features, read_index, slug, stable_hash
-from .distortions import CODEC_CRF_OFFSET, MAX_CRF, TYPES, Step, apply, quality_loss, span_frames
+from .distortions import CODEC_CRF_OFFSET, MAX_CRF, TYPES, Step, apply, check_codecs, span_frames
 from .encode import write_video
-from .loss_table import LossTable
+from .loss_table import LossTable, designed_table
 from .sources import Source, source_frames
 
 # Types a single-type sample may confine to part of the video (the encoder setting and
@@ -72,10 +72,7 @@ class SynthConfig:
     codecs: tuple[str, ...] = ("libx264",)  # encoders of compression samples, shared by a stable hash
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.codecs if c not in CODEC_CRF_OFFSET]
-        if not self.codecs or unknown:
-            raise ValueError(f"codecs must be among {', '.join(CODEC_CRF_OFFSET)}; got {list(self.codecs)}")
-        object.__setattr__(self, "codecs", tuple(self.codecs))
+        object.__setattr__(self, "codecs", check_codecs(self.codecs))
         object.__setattr__(self, "holdout", tuple(self.holdout))
 
 
@@ -207,11 +204,10 @@ def type_keep(levels: np.ndarray, table: LossTable | None = None) -> np.ndarray:
     """Per frame and type, the share of quality the type leaves, 1 - loss(level) (1 where
     absent): [frames, 12] from per-frame levels [frames, 12]. `table`: the losses (data/
     loss_table.py); None reads the designed curve `quality_loss`."""
+    losses = (table or designed_table()).losses
     keep = np.ones(levels.shape, dtype=np.float64)
     for j, name in enumerate(DISTORTION_TYPES):
-        n = TYPES[name].n_levels
-        losses = table.losses[name] if table is not None else [quality_loss(k, n) for k in range(n)]
-        keep[:, j] = np.array([1.0] + [1.0 - x for x in losses])[levels[:, j]]
+        keep[:, j] = np.array([1.0] + [1.0 - x for x in losses[name]])[levels[:, j]]
     return keep
 
 
@@ -357,11 +353,13 @@ def synthesize(
     if len(set(names)) != len(names):
         raise ValueError("source names must be unique: they decide the held-out split")
     root = Path(folder)
-    _check_same_settings(root, config)
+    existing = read_samples(root)
+    if existing:
+        _check_same_settings(root, config)
     (root / "videos").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    done = {s.id for s in read_samples(root)}
+    done = {s.id for s in existing}
     units = list(_units(sources, config, done))
     total = sum(len(u.todo) for u in units)
     if total:
@@ -386,10 +384,11 @@ _RENDER_SETTINGS = ("seconds", "segments", "localised_share", "mix_share", "max_
 
 
 def _check_same_settings(root: Path, config: SynthConfig) -> None:
+    """A ConfigError where the settings `root`'s samples were made with differ from `config`'s."""
     from ..errors import ConfigError
 
     saved_path = root / "config.json"
-    if not saved_path.is_file() or not read_samples(root):
+    if not saved_path.is_file():
         return
     try:
         saved = json.loads(saved_path.read_text())

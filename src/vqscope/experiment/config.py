@@ -509,9 +509,16 @@ def _target(value: str, base: Path) -> str:
     return path
 
 
-def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
-    from ..data.distortions import CODEC_CRF_OFFSET
+def _codecs(value) -> tuple[str, ...]:
+    from ..data.distortions import check_codecs
 
+    try:
+        return check_codecs(value)
+    except ValueError as exc:
+        raise ConfigError(f"corpus.{exc}") from None
+
+
+def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
     _known(t, tuple(f.name for f in fields(CorpusSection)), "[corpus]")
     d, w = CorpusSection(), "corpus"
     sources = _get(t, "sources", "strs", d.sources, w)
@@ -532,12 +539,10 @@ def _corpus(t: Mapping[str, Any], base: Path) -> CorpusSection:
         work_dir=_resolve(work_dir, base) if work_dir else None,
         folder=_resolve(folder, base) if folder else None,
         target=_target(_get(t, "target", "str", d.target, w), base),
-        codecs=tuple(_get(t, "codecs", "strs", d.codecs, w)),
+        codecs=_codecs(_get(t, "codecs", "strs", d.codecs, w)),
     )
     for ok, message in ((section.seconds > 0, "corpus.seconds must be greater than 0"),
                         (section.max_long_side >= 64, "corpus.max_long_side must be at least 64"),
-                        (bool(section.codecs) and set(section.codecs) <= set(CODEC_CRF_OFFSET),
-                         f"corpus.codecs must be among {', '.join(CODEC_CRF_OFFSET)}"),
                         (section.mixes >= 2, "corpus.mixes must be at least 2 (dimensions are judged on the "
                                              "held-out graded mixes)")):
         if not ok:

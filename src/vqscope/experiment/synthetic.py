@@ -202,7 +202,7 @@ def _made_corpus(folder: Path) -> tuple[Path, list[Source], SynthConfig, list]:
     the samples name them (their files are not needed any more)."""
     try:
         settings = json.loads((folder / "config.json").read_text())
-        synth_config = SynthConfig(**{**settings, "holdout": tuple(settings.get("holdout", ()))})
+        synth_config = SynthConfig(**settings)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"corpus.folder {folder}: not a corpus `vqscope synth` made (config.json: {exc})") from None
     samples = read_samples(folder)

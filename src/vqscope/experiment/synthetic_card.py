@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.distortions import quality_loss
+from ..data.loss_table import designed_table
 from ..model import Model
 from ..taxonomy import DIMENSIONS, DISTORTION_DIMENSION, DISTORTION_TYPES
 from .provenance import card_heading, sources_and_provenance
@@ -80,11 +80,7 @@ def heads_text(t: dict) -> list[str]:
 
 def _table_of(t: dict) -> dict:
     """The loss table of a training record (records before the table existed used the designed curve)."""
-    if "loss_table" in t:
-        return t["loss_table"]
-    return {"name": "designed", "measured": [],
-            "losses": {name: [round(quality_loss(k, len(levels)), 4) for k in range(len(levels))]
-                       for name, levels in t["corpus"]["distortions"].items()}}
+    return t.get("loss_table") or designed_table().to_dict()
 
 
 def loss_table_lines(t: dict) -> list[str]:
