@@ -3,6 +3,7 @@
 
     python bench/real_damage.py --work-dir WORK [--clips N|NAMES] [--ladders NAMES] [--levels 1,3,5]
                                 [--jobs 2] [--json out.json] [--markdown out.md] [--no-baselines]
+                                [--generator]
 
 Why: every figure on the default model's card comes from damage made by vqscope's own
 generator, the code it was trained on (issue 20). This bench renders graded damage with
@@ -26,6 +27,11 @@ measures what the model says about it:
   BRISQUE (`nr_baselines.py`) on sampled frames; a full-reference measure against level 0, the
   one the training targets use (`vqscope.data.fr_target`: GMSD mapped to 0-100, times the share a
   lower shown frame rate keeps).
+
+`--generator` renders the twelve types of the taxonomy with vqscope's own generator instead
+(`gen_*` ladders: its trained levels, after one step milder than any of them), on the same cuts
+and carrier: it separates what the model misses on a tool's look from what it misses on this
+footage whatever made the damage.
 
 It reports, as Markdown tables (and everything in --json): per ladder, the Kendall tau between
 level and score, and between level and the ladder's dimension, averaged over clips (-1: every
@@ -291,6 +297,7 @@ class Ladder:
     # only (it sees luma), brightness swings over time (it compares frame by frame, and a
     # gradient measure shrugs off an offset), shake (it rates a shift of the picture as ruin).
     fr_fair: bool = True
+    generator: str = ""  # vqscope's own distortion type that renders it (`--generator`), else FFmpeg
 
     def describe(self) -> str:
         return f"{self.unit} {', '.join(f'{v:g}' for v in self.values)}"
@@ -338,7 +345,43 @@ LADDERS: tuple[Ladder, ...] = (
     Ladder("shake", "temporal", "jitter", (0.003, 0.006, 0.01, 0.016, 0.024), "crop offset, share of short side",
            _filter(_shake), fr_fair=False),
 )
-LADDER_BY_NAME = {lad.name: lad for lad in LADDERS}
+
+
+def _by_generator(cut: Cut, value: float) -> list[str]:
+    raise AssertionError("a generator ladder is rendered in Python (render_generator), not by ffmpeg")
+
+
+def _generator_values(name: str) -> tuple[float, ...]:
+    """Five levels: the generator's own (compression has five); for a type with four, one step
+    milder than any training sample first, half its mildest value (stutter, whose hold cannot be
+    halved, gets a hold of 4 between its trained 3 and 5 instead)."""
+    from vqscope.data.distortions import TYPES
+
+    levels = TYPES[name].levels
+    if len(levels) == LEVELS:
+        return levels
+    if name == "stutter":
+        return tuple(sorted((*levels, 4.0)))
+    return (levels[0] / 2, *levels)
+
+
+def generator_ladders() -> tuple[Ladder, ...]:
+    """The twelve types of the taxonomy through vqscope's own generator (`data.distortions`),
+    the code the model was trained on, on the same cuts and carrier as the FFmpeg ladders. Where
+    the model follows these but not FFmpeg's ladder of the same kind, what it misses is the other
+    tool's look; where it misses these too, it misses its own kind of damage on this footage."""
+    from vqscope.data.distortions import TYPES
+    from vqscope.taxonomy import DISTORTION_TYPES
+
+    return tuple(
+        Ladder(f"gen_{name}", TYPES[name].dimension, name, _generator_values(name), f"vqscope generator, {name} at",
+               _by_generator, temporal=name == "stutter", fr_fair=name not in ("color_cast", "flicker", "jitter"),
+               generator=name)
+        for name in DISTORTION_TYPES)
+
+
+GENERATOR_LADDERS = generator_ladders()
+LADDER_BY_NAME = {lad.name: lad for lad in (*LADDERS, *GENERATOR_LADDERS)}
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -363,15 +406,36 @@ class Job:
                 *opts, "-threads", "1", "-an"]
 
 
+def render_generator(job: Job, out: Path) -> None:
+    """Apply the generator's type at the ladder's value to every frame of the cut and encode it
+    as the generator encodes a sample (PyAV, x264 veryfast) at the carrier's CRF 10, or at the
+    level's own CRF for compression. One random stream per clip and ladder, so that every level
+    of a clip gets the same tint direction, flicker wave or shake path."""
+    from vqscope.data.corpus import stable_hash
+    from vqscope.data.distortions import TYPES, Distorted
+    from vqscope.data.encode import write_video
+    from vqscope.video import VideoReader
+
+    lad = LADDER_BY_NAME[job.ladder]
+    with VideoReader(str(job.cut.path)) as reader:
+        frames = [f.rgb(job.cut.width, job.cut.height) for f in reader.frames()]
+    rng = np.random.default_rng([stable_hash(job.cut.name), stable_hash(lad.name)])
+    d = TYPES[lad.generator].apply(Distorted(frames, crf=10), float(lad.values[job.level - 1]), rng)
+    write_video(out, d.frames, job.cut.fps, codec="libx264", crf=int(d.crf), preset="veryfast")
+
+
 def render(job: Job) -> tuple[Job, float]:
     if job.path.is_file():
         return job, 0.0
     job.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.path.with_suffix(".tmp.mp4")
     t = time.perf_counter()
-    proc = subprocess.run([*job.command(), str(tmp)], check=False, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed for {job.path}: {proc.stderr[-2000:]}")
+    if job.level and LADDER_BY_NAME[job.ladder].generator:
+        render_generator(job, tmp)
+    else:
+        proc = subprocess.run([*job.command(), str(tmp)], check=False, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed for {job.path}: {proc.stderr[-2000:]}")
     tmp.replace(job.path)
     return job, time.perf_counter() - t
 
@@ -404,8 +468,13 @@ def _worker_init(model_name: str | None, baselines: bool, nr_frames: int) -> Non
 
 def _model_part(path: Path) -> dict:
     r = _W["model"].score(str(path))
+    # The overall score's two halves (describe.OverallParts): the product of the dimensions, which
+    # the detectors gate, and the regression on the features, which reads content too.
+    clip_dims = {d: np.array([c.dimensions[d].score for c in r.clips]) for d in r.clips[0].dimensions}
+    parts = _W["model"].overall_parts(clip_dims)
     return {"model": _W["model"].id, "score": r.score, "dimensions": {k: v.score for k, v in r.dimensions.items()},
-            "distortions": dict(r.distortions), "clips": len(r.clips)}
+            "distortions": dict(r.distortions), "clips": len(r.clips),
+            "composition": parts.composition if parts else None, "regression": parts.regression if parts else None}
 
 
 def _baseline_part(path: Path) -> dict:
@@ -561,6 +630,7 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
         taus: dict[str, list[float]] = {k: [] for k in ("score", "dimension", "niqe", "brisque", "fr")}
         first, second, top, top_fr, first_up = [], [], [], [], 0
         drops, fr_drops, niqe_up, brisque_up = [], [], [], []
+        halves: dict[str, dict[str, list[float]]] = {h: {"tau": [], "first": []} for h in ("composition", "regression")}
         profile = {k: [] for k in [0] + levels}
         fr_profile = {k: [] for k in [0] + levels}
         for by_level in records.values():
@@ -575,6 +645,11 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
                 profile[k].append(r["score"])
                 fr_profile[k].append(r["fr"])
             first.append(recs[1]["score"] - base["score"])
+            for h, got in halves.items():
+                vals = [r.get(h) for r in recs]
+                if all(v is not None for v in vals):
+                    got["tau"].append(kendall(lv, vals))
+                    got["first"].append(vals[1] - vals[0])
             first_up += recs[1]["score"] > base["score"]
             if len(recs) > 2:
                 second.append(recs[2]["score"] - base["score"])
@@ -598,6 +673,8 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
             "spearman_drop_fr": spearman(drops, fr_drops),
             "spearman_niqe_fr": spearman(niqe_up, fr_drops),
             "spearman_brisque_fr": spearman(brisque_up, fr_drops),
+            **{f"tau_{h}": nanmean(got["tau"]) for h, got in halves.items()},
+            **{f"first_{h}_minus_untouched": nanmean(got["first"]) for h, got in halves.items()},
         })
     return rows
 
@@ -715,6 +792,16 @@ def markdown(summary: dict) -> str:
             f"{r['first_up_clips']}/{r['clips']} | {fmt(r['second_minus_untouched'], 1)} | "
             f"{fmt(r['top_minus_untouched'], 1)} | {fmt(r['top_fr_minus_untouched'], 1)} | "
             f"{fmt(r['spearman_drop_fr'])} | {r['type']} | {fmt(summary['recall_by_ladder'][r['ladder']])} |")
+    lines += ["", "The overall score is the mean of two halves (`describe.OverallParts`): the product of the five "
+              "dimensions, which the detectors gate, and a regression on the features, which is not gated and "
+              "reads content too. Kendall tau of each half against level, and its change at level 1 (mean over "
+              "clips; half of it reaches the score):", "",
+              "| ladder | tau product | tau regression | level 1: product | level 1: regression |",
+              "| --- | --- | --- | --- | --- |"]
+    for r in summary["ladders"]:
+        lines.append(f"| {r['ladder']} | {fmt(r.get('tau_composition'))} | {fmt(r.get('tau_regression'))} | "
+                     f"{fmt(r.get('first_composition_minus_untouched'), 1)} | "
+                     f"{fmt(r.get('first_regression_minus_untouched'), 1)} |")
     levels = [0] + summary["levels"]
     lines += ["", "Mean score by level (over clips), and below it the full-reference measure (0-100, level 0 = 100):", "",
               "| ladder | " + " | ".join(f"level {k}" for k in levels) + " |", "| --- |" + " --- |" * len(levels)]
@@ -850,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel ffmpeg renders and measuring processes")
     ap.add_argument("--json", help="write every record and table here")
     ap.add_argument("--markdown", help="also write the tables here")
+    ap.add_argument("--generator", action="store_true",
+                    help="ladders of vqscope's own generator (gen_*) instead of FFmpeg's, on the same cuts")
     ap.add_argument("--list", action="store_true", help="list clips and ladders, then exit")
     args = ap.parse_args(argv)
     if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
@@ -859,7 +948,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     levels = parse_levels(args.levels)
-    ladders = pick(list(LADDERS), args.ladders, lambda lad: lad.name)
+    family = GENERATOR_LADDERS if args.generator else LADDERS
+    ladders = pick(list(family), args.ladders, lambda lad: lad.name)
 
     import vqscope
 
@@ -871,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for f in footage:
             print(f"clip   {f.name}: {f.origin}")
-        for lad in LADDERS:
+        for lad in family:
             print(f"ladder {lad.name}: {lad.describe()} -> {lad.dimension}, {lad.kind}")
         return 0
     if not footage:
