@@ -40,7 +40,11 @@ the first levels do to the score, the score drop at the strongest level, and the
 correlation of score drops with full-reference drops; per distortion type, ROC AUC of its
 probability (damaged against untouched, all levels and the stronger half) and recall at
 p >= 0.5 on the stronger half; types named on untouched videos (false alarms); and the rank
-agreement of drops with the full-reference measure pooled over all ladders.
+agreement of drops with the full-reference measure pooled over all ladders. Beside them, for
+reading why a target is missed: the overall score's two halves per ladder (the dimensions'
+product and the ungated regression) and the headline figures with either one as the score; the
+steps from one level to the next grouped by how far the full-reference measure falls, with the
+share on which the score rises instead; and how far barely visible damage moves the score.
 
 Renders, measurements and cuts are cached in --work-dir: a re-run only computes what is new
 (a different model recomputes the model's part only).
@@ -704,6 +708,59 @@ def pooled_drops(records: dict, ladders: list[Ladder], levels: list[int], fair_o
             "niqe": spearman(d["niqe"], d["fr"]), "brisque": spearman(d["brisque"], d["fr"])}
 
 
+STEP_BINS = ((0, 5), (5, 10), (10, 20), (20, 101))
+
+
+def step_table(records: dict, ladders: list[Ladder], levels: list[int]) -> list[dict]:
+    """Steps from one level to the next on the ladders the FR measure judges fairly, grouped by
+    how much FR falls across the step: how far the score falls, and how often it rises instead.
+    A ladder's tau can only reach -1 where the score never rises across a step."""
+    steps = []
+    for lad in ladders:
+        if not lad.fr_fair:
+            continue
+        for by_level in records.values():
+            seq = [by_level.get((lad.name if k else "", k)) for k in [0] + levels]
+            if any(r is None for r in seq):
+                continue
+            steps += [(a["fr"] - b["fr"], a["score"] - b["score"]) for a, b in zip(seq, seq[1:])]
+    rows = []
+    for lo, hi in STEP_BINS:
+        falls = [ds for dfr, ds in steps if lo <= dfr < hi]
+        rows.append({"fr_fall": f"{lo}-{hi}" if hi <= 100 else f"over {lo}", "steps": len(falls),
+                     "mean_score_fall": nanmean(falls), "share_rising": float(np.mean([d < 0 for d in falls])) if falls else float("nan")})
+    return rows
+
+
+def near_invisible(records: dict, ladders: list[Ladder], levels: list[int], fr_at_least: float = 95.0) -> dict:
+    """How far the score moves on damaged files the FR measure rates `fr_at_least` or more (barely
+    visible), on the ladders it judges fairly: the score's wander under changes hard to see."""
+    fair = {lad.name for lad in ladders if lad.fr_fair}
+    moves = [r["score"] - by[("", 0)]["score"] for by in records.values() if ("", 0) in by
+             for (lad, k), r in by.items() if k and lad in fair and r["fr"] >= fr_at_least]
+    a = np.abs(moves)
+    return {"fr_at_least": fr_at_least, "files": len(moves),
+            "median_abs_move": float(np.median(a)) if len(a) else float("nan"),
+            "p90_abs_move": float(np.percentile(a, 90)) if len(a) else float("nan")}
+
+
+def halves_as_score(records: dict, ladders: list[Ladder], levels: list[int]) -> dict:
+    """The bench's headline figures with each half of the overall score (product, regression)
+    standing in for the score: what a model without the other half would have done here."""
+    out = {}
+    for half in ("composition", "regression"):
+        if any(r.get(half) is None for by in records.values() for r in by.values()):
+            continue
+        swapped = {c: {k: dict(r, score=r[half]) for k, r in by.items()} for c, by in records.items()}
+        rows = ladder_table(swapped, ladders, levels)
+        out[half] = {"tau_score": nanmean([r["tau_score"] for r in rows]),
+                     "score_le_-0.9": sum(r["tau_score"] <= -0.9 for r in rows),
+                     "first_level_raises": [r["ladder"] for r in rows if r["first_minus_untouched"] > 0],
+                     "pooled": pooled_drops(swapped, ladders, levels, fair_only=False)["score"],
+                     "untouched_mean": nanmean([by[("", 0)][half] for by in records.values() if ("", 0) in by])}
+    return out
+
+
 def type_table(records: dict, ladders: list[Ladder], levels: list[int]) -> list[dict]:
     """Per distortion type: AUC of its probability against untouched files, and recall at 0.5."""
     untouched = [r for by in records.values() for (lad, k), r in by.items() if k == 0]
@@ -802,6 +859,23 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {r['ladder']} | {fmt(r.get('tau_composition'))} | {fmt(r.get('tau_regression'))} | "
                      f"{fmt(r.get('first_composition_minus_untouched'), 1)} | "
                      f"{fmt(r.get('first_regression_minus_untouched'), 1)} |")
+    names = {"composition": "the product alone", "regression": "the regression alone"}
+    for half, h in summary.get("halves_as_score", {}).items():
+        lines.append(f"\nWith {names[half]} as the score: mean tau {fmt(h['tau_score'])}, tau <= -0.9 on "
+                     f"{h['score_le_-0.9']}/{len(summary['ladders'])} ladders, level 1 raises it on "
+                     f"{len(h['first_level_raises'])} ({', '.join(h['first_level_raises']) or 'none'}), pooled "
+                     f"agreement of drops with FR {fmt(h['pooled'])}, untouched mean {h['untouched_mean']:.1f}.")
+    lines += ["", "Steps from one level to the next on the ladders the FR measure judges fairly, by how much FR "
+              "falls across the step (a ladder's tau reaches -1 only where the score never rises across one):", "",
+              "| FR fall across the step | steps | mean score fall | steps where the score rises |",
+              "| --- | --- | --- | --- |"]
+    for r in summary.get("steps", []):
+        lines.append(f"| {r['fr_fall']} | {r['steps']} | {fmt(r['mean_score_fall'], 1)} | {fmt(r['share_rising'])} |")
+    if "near_invisible" in summary:
+        n = summary["near_invisible"]
+        lines += ["", f"Damaged files the FR measure rates {n['fr_at_least']:g} or more (barely visible; {n['files']} files) "
+                  f"move the score by {fmt(n['median_abs_move'], 1)} points in the median, {fmt(n['p90_abs_move'], 1)} at "
+                  "the 90th percentile."]
     levels = [0] + summary["levels"]
     lines += ["", "Mean score by level (over clips), and below it the full-reference measure (0-100, level 0 = 100):", "",
               "| ladder | " + " | ".join(f"level {k}" for k in levels) + " |", "| --- |" + " --- |" * len(levels)]
@@ -894,6 +968,9 @@ def summarise(records: dict, cuts: dict[str, Cut], ladders: list[Ladder], levels
         "fr_unfair": [lad.name for lad in ladders if not lad.fr_fair],
         "pooled": pooled_drops(records, ladders, levels, fair_only=False),
         "pooled_fr_fair": pooled_drops(records, ladders, levels, fair_only=True),
+        "steps": step_table(records, ladders, levels),
+        "near_invisible": near_invisible(records, ladders, levels),
+        "halves_as_score": halves_as_score(records, ladders, levels),
         "baseline_errors": errors,
     }
 

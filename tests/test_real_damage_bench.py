@@ -51,6 +51,11 @@ def test_real_damage_bench_on_a_tiny_clip(tmp_path):
     # The score's two halves are recorded and average back to it.
     r = by[("gblur", 5)]
     assert r["score"] == pytest.approx((r["composition"] + r["regression"]) / 2, abs=1e-6)
+    # Steps between levels are counted once each: untouched to 1 and 1 to 5 on both ladders, where
+    # the FR measure falls at every step (checked above).
+    assert sum(row["steps"] for row in summary["steps"]) == 4
+    product = summary["halves_as_score"]["composition"]
+    assert product["untouched_mean"] == pytest.approx(by[("", 0)]["composition"])
 
 
 def test_generator_ladders_render_vqscope_damage_on_the_same_cut(tmp_path):
