@@ -757,7 +757,9 @@ def halves_as_score(records: dict, ladders: list[Ladder], levels: list[int]) -> 
                      "score_le_-0.9": sum(r["tau_score"] <= -0.9 for r in rows),
                      "first_level_raises": [r["ladder"] for r in rows if r["first_minus_untouched"] > 0],
                      "pooled": pooled_drops(swapped, ladders, levels, fair_only=False)["score"],
-                     "untouched_mean": nanmean([by[("", 0)][half] for by in records.values() if ("", 0) in by])}
+                     "untouched_mean": nanmean([by[("", 0)][half] for by in records.values() if ("", 0) in by]),
+                     "steps_rising": [r["share_rising"] for r in step_table(swapped, ladders, levels)],
+                     "near_invisible": near_invisible(swapped, ladders, levels)}
     return out
 
 
@@ -864,7 +866,9 @@ def markdown(summary: dict) -> str:
         lines.append(f"\nWith {names[half]} as the score: mean tau {fmt(h['tau_score'])}, tau <= -0.9 on "
                      f"{h['score_le_-0.9']}/{len(summary['ladders'])} ladders, level 1 raises it on "
                      f"{len(h['first_level_raises'])} ({', '.join(h['first_level_raises']) or 'none'}), pooled "
-                     f"agreement of drops with FR {fmt(h['pooled'])}, untouched mean {h['untouched_mean']:.1f}.")
+                     f"agreement of drops with FR {fmt(h['pooled'])}, untouched mean {h['untouched_mean']:.1f}; "
+                     f"it rises on {', '.join(fmt(x) for x in h['steps_rising'])} of the steps by FR fall below, and "
+                     f"barely visible damage moves it {fmt(h['near_invisible']['median_abs_move'], 1)} points in the median.")
     lines += ["", "Steps from one level to the next on the ladders the FR measure judges fairly, by how much FR "
               "falls across the step (a ladder's tau reaches -1 only where the score never rises across one):", "",
               "| FR fall across the step | steps | mean score fall | steps where the score rises |",
