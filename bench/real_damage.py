@@ -385,7 +385,11 @@ def generator_ladders() -> tuple[Ladder, ...]:
 
 
 GENERATOR_LADDERS = generator_ladders()
-LADDER_BY_NAME = {lad.name: lad for lad in (*LADDERS, *GENERATOR_LADDERS)}
+# No damage: the untouched cut encoded again at the carrier's CRF with a slower preset. Every run
+# measures it, outside all tables of ladders: how far the score moves when nothing a viewer could
+# see has changed, the floor under every step of every ladder.
+REENCODE = Ladder("reencode", "artifact", "compression", (10,), "x264 medium, CRF", _encode_x264_crf)
+LADDER_BY_NAME = {lad.name: lad for lad in (*LADDERS, *GENERATOR_LADDERS, REENCODE)}
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -744,6 +748,16 @@ def near_invisible(records: dict, ladders: list[Ladder], levels: list[int], fr_a
             "p90_abs_move": float(np.percentile(a, 90)) if len(a) else float("nan")}
 
 
+def reencoded(records: dict) -> dict:
+    """How far the score moves between the untouched cut and the same cut encoded again (REENCODE)."""
+    pairs = [(by[("", 0)], by[(REENCODE.name, 1)]) for by in records.values()
+             if ("", 0) in by and (REENCODE.name, 1) in by]
+    moves = np.abs([r["score"] - base["score"] for base, r in pairs])
+    return {"files": len(pairs), "median_abs_move": float(np.median(moves)) if len(moves) else float("nan"),
+            "max_abs_move": float(moves.max()) if len(moves) else float("nan"),
+            "mean_fr": nanmean([r["fr"] for _, r in pairs])}
+
+
 def halves_as_score(records: dict, ladders: list[Ladder], levels: list[int]) -> dict:
     """The bench's headline figures with each half of the overall score (product, regression)
     standing in for the score: what a model without the other half would have done here."""
@@ -880,6 +894,11 @@ def markdown(summary: dict) -> str:
         lines += ["", f"Damaged files the FR measure rates {n['fr_at_least']:g} or more (barely visible; {n['files']} files) "
                   f"move the score by {fmt(n['median_abs_move'], 1)} points in the median, {fmt(n['p90_abs_move'], 1)} at "
                   "the 90th percentile."]
+    if summary.get("reencoded", {}).get("files"):
+        n = summary["reencoded"]
+        lines += ["", f"The untouched cut encoded again with nothing changed (x264 medium instead of veryfast, both CRF 10; "
+                  f"FR {n['mean_fr']:.1f}; {n['files']} files) moves the score by {fmt(n['median_abs_move'], 2)} points in the "
+                  f"median, {fmt(n['max_abs_move'], 2)} at most."]
     levels = [0] + summary["levels"]
     lines += ["", "Mean score by level (over clips), and below it the full-reference measure (0-100, level 0 = 100):", "",
               "| ladder | " + " | ".join(f"level {k}" for k in levels) + " |", "| --- |" + " --- |" * len(levels)]
@@ -974,6 +993,7 @@ def summarise(records: dict, cuts: dict[str, Cut], ladders: list[Ladder], levels
         "pooled_fr_fair": pooled_drops(records, ladders, levels, fair_only=True),
         "steps": step_table(records, ladders, levels),
         "near_invisible": near_invisible(records, ladders, levels),
+        "reencoded": reencoded(records),
         "halves_as_score": halves_as_score(records, ladders, levels),
         "baseline_errors": errors,
     }
@@ -1053,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     cuts = {f.name: make_cut(f, work, args.seconds, args.max_side) for f in footage}
     jobs = [Job(c, "", 0) for c in cuts.values()]
     jobs += [Job(c, lad.name, k) for c in cuts.values() for lad in ladders for k in levels]
+    jobs += [Job(c, REENCODE.name, 1) for c in cuts.values()]
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         rendered = list(pool.map(render, jobs))
     render_s = time.perf_counter() - t

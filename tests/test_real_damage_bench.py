@@ -42,7 +42,9 @@ def test_real_damage_bench_on_a_tiny_clip(tmp_path):
     assert "### Ladders" in proc.stdout
     assert [r["ladder"] for r in summary["ladders"]] == ["gblur", "duplicated"]
     by = {(r["ladder"], r["level"]): r for r in summary["records"]}
-    assert set(by) == {("", 0), ("gblur", 1), ("gblur", 5), ("duplicated", 1), ("duplicated", 5)}
+    assert set(by) == {("", 0), ("gblur", 1), ("gblur", 5), ("duplicated", 1), ("duplicated", 5), ("reencode", 1)}
+    # The no-damage control is measured and reported, outside the ladders.
+    assert summary["reencoded"]["files"] == 1 and by[("reencode", 1)]["fr"] > by[("gblur", 1)]["fr"]
     assert by[("", 0)]["fr"] == 100.0
     # The full-reference measure falls with the damage: the sanity check of the bench itself.
     assert by[("gblur", 5)]["fr"] < by[("gblur", 1)]["fr"] < 100.0
