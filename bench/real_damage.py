@@ -630,6 +630,11 @@ def value_of(rec: dict, what: str, dimension: str | None = None) -> float:
     raise ValueError(what)
 
 
+def ladder_records(by_level: dict, lad: Ladder, levels: list[int]) -> list[dict | None]:
+    """One clip's records along a ladder: untouched first, then each level (None where missing)."""
+    return [by_level.get((lad.name if k else "", k)) for k in [0] + levels]
+
+
 def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> list[dict]:
     """Per ladder: tau of level against each measure (mean over clips), first-level and top-level
     moves of the score, and the rank agreement of score drops with full-reference drops."""
@@ -638,11 +643,10 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
         taus: dict[str, list[float]] = {k: [] for k in ("score", "dimension", "niqe", "brisque", "fr")}
         first, second, top, top_fr, first_up = [], [], [], [], 0
         drops, fr_drops, niqe_up, brisque_up = [], [], [], []
-        halves: dict[str, dict[str, list[float]]] = {h: {"tau": [], "first": []} for h in ("composition", "regression")}
         profile = {k: [] for k in [0] + levels}
         fr_profile = {k: [] for k in [0] + levels}
         for by_level in records.values():
-            recs = [by_level.get((lad.name if k else "", k)) for k in [0] + levels]
+            recs = ladder_records(by_level, lad, levels)
             if any(r is None for r in recs):
                 continue
             lv = [0] + levels
@@ -653,11 +657,6 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
                 profile[k].append(r["score"])
                 fr_profile[k].append(r["fr"])
             first.append(recs[1]["score"] - base["score"])
-            for h, got in halves.items():
-                vals = [r.get(h) for r in recs]
-                if all(v is not None for v in vals):
-                    got["tau"].append(kendall(lv, vals))
-                    got["first"].append(vals[1] - vals[0])
             first_up += recs[1]["score"] > base["score"]
             if len(recs) > 2:
                 second.append(recs[2]["score"] - base["score"])
@@ -681,8 +680,6 @@ def ladder_table(records: dict, ladders: list[Ladder], levels: list[int]) -> lis
             "spearman_drop_fr": spearman(drops, fr_drops),
             "spearman_niqe_fr": spearman(niqe_up, fr_drops),
             "spearman_brisque_fr": spearman(brisque_up, fr_drops),
-            **{f"tau_{h}": nanmean(got["tau"]) for h, got in halves.items()},
-            **{f"first_{h}_minus_untouched": nanmean(got["first"]) for h, got in halves.items()},
         })
     return rows
 
@@ -724,7 +721,7 @@ def step_table(records: dict, ladders: list[Ladder], levels: list[int]) -> list[
         if not lad.fr_fair:
             continue
         for by_level in records.values():
-            seq = [by_level.get((lad.name if k else "", k)) for k in [0] + levels]
+            seq = ladder_records(by_level, lad, levels)
             if any(r is None for r in seq):
                 continue
             steps += [(a["fr"] - b["fr"], a["score"] - b["score"]) for a, b in zip(seq, seq[1:])]
@@ -773,7 +770,8 @@ def halves_as_score(records: dict, ladders: list[Ladder], levels: list[int]) -> 
                      "pooled": pooled_drops(swapped, ladders, levels, fair_only=False)["score"],
                      "untouched_mean": nanmean([by[("", 0)][half] for by in records.values() if ("", 0) in by]),
                      "steps_rising": [r["share_rising"] for r in step_table(swapped, ladders, levels)],
-                     "near_invisible": near_invisible(swapped, ladders, levels)}
+                     "near_invisible": near_invisible(swapped, ladders, levels),
+                     "by_ladder": {r["ladder"]: {"tau": r["tau_score"], "first": r["first_minus_untouched"]} for r in rows}}
     return out
 
 
@@ -871,12 +869,13 @@ def markdown(summary: dict) -> str:
               "clips; half of it reaches the score):", "",
               "| ladder | tau product | tau regression | level 1: product | level 1: regression |",
               "| --- | --- | --- | --- | --- |"]
+    halves = summary.get("halves_as_score", {})
     for r in summary["ladders"]:
-        lines.append(f"| {r['ladder']} | {fmt(r.get('tau_composition'))} | {fmt(r.get('tau_regression'))} | "
-                     f"{fmt(r.get('first_composition_minus_untouched'), 1)} | "
-                     f"{fmt(r.get('first_regression_minus_untouched'), 1)} |")
+        part = {h: halves.get(h, {}).get("by_ladder", {}).get(r["ladder"], {}) for h in ("composition", "regression")}
+        lines.append(f"| {r['ladder']} | {fmt(part['composition'].get('tau'))} | {fmt(part['regression'].get('tau'))} | "
+                     f"{fmt(part['composition'].get('first'), 1)} | {fmt(part['regression'].get('first'), 1)} |")
     names = {"composition": "the product alone", "regression": "the regression alone"}
-    for half, h in summary.get("halves_as_score", {}).items():
+    for half, h in halves.items():
         lines.append(f"\nWith {names[half]} as the score: mean tau {fmt(h['tau_score'])}, tau <= -0.9 on "
                      f"{h['score_le_-0.9']}/{len(summary['ladders'])} ladders, level 1 raises it on "
                      f"{len(h['first_level_raises'])} ({', '.join(h['first_level_raises']) or 'none'}), pooled "
